@@ -1,0 +1,122 @@
+//! The one error type of the domain core; each dialect renders it in its own wire shape.
+
+use super::key::KeyError;
+use crate::store::StoreError;
+
+/// What was looked for and not found (or not visible to the caller, which must look the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    Repository,
+    /// A key that exists nowhere, or is not attached to the repository asked about.
+    Key,
+    User,
+    Namespace,
+    Token,
+}
+
+/// Why an authenticated caller may not do something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// A member who may see the repository but not manage its deploy keys.
+    NotMaintainer,
+    NotAdmin,
+    /// Looking at another user's keys with no repository maintained in common.
+    NoCommonRepository,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Title,
+    Key,
+    ExpiresAt,
+    Path,
+    Username,
+    Id,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Title => "title",
+            Field::Key => "key",
+            Field::ExpiresAt => "expires_at",
+            Field::Path => "path",
+            Field::Username => "username",
+            Field::Id => "id",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Blank,
+    TooLong {
+        max: usize,
+    },
+    /// The key text was refused; the reason never includes the text itself.
+    Key(KeyError),
+    /// An expiry date that has already passed.
+    Expired,
+    /// A value of the wrong form; says what form was expected.
+    Format(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The key exists already and the caller may not reuse it (GitLab's "has already been taken").
+    KeyTaken,
+    /// The key is a deploy key somewhere already (GitHub's one-repository rule).
+    KeyInUse,
+    /// The key is already attached to this repository.
+    KeyOnRepository,
+    UserExists,
+    RepositoryExists,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0:?} not found")]
+    NotFound(Missing),
+    #[error("not authenticated")]
+    Unauthorized,
+    #[error("forbidden: {0:?}")]
+    Forbidden(Denied),
+    #[error("the token is read-only")]
+    InsufficientScope,
+    #[error("{}: {problem:?}", field.as_str())]
+    Invalid { field: Field, problem: Problem },
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("the database is busy")]
+    Busy,
+    /// Never shown to clients; logged with the request id.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: Field, problem: Problem) -> Error {
+        Error::Invalid { field, problem }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Busy => Error::Busy,
+            StoreError::Unique(what) => Error::Conflict(match what.as_str() {
+                "deploy_keys.fingerprint_sha256" => Conflict::KeyTaken,
+                "key_links.repo_id, key_links.key_id" => Conflict::KeyOnRepository,
+                "users.username" => Conflict::UserExists,
+                _ => Conflict::RepositoryExists,
+            }),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(err: KeyError) -> Self {
+        Error::invalid(Field::Key, Problem::Key(err))
+    }
+}

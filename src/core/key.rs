@@ -1,0 +1,207 @@
+//! SSH public keys parsed once into a value known to be good, with its fingerprints.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use ssh_key::public::{EcdsaPublicKey, KeyData};
+
+/// Longest key text accepted, in characters (GitLab's limit).
+pub const MAX_KEY_CHARS: usize = 5000;
+
+/// Which key types and sizes an instance accepts.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    pub min_rsa_bits: u32,
+    pub allow_dsa: bool,
+}
+
+impl Default for KeyPolicy {
+    fn default() -> Self {
+        KeyPolicy {
+            min_rsa_bits: 2048,
+            allow_dsa: false,
+        }
+    }
+}
+
+/// Why a text is not an acceptable public key. No variant carries the input: it may be a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("key is blank")]
+    Blank,
+    #[error("key is too long (maximum is {MAX_KEY_CHARS} characters)")]
+    TooLong,
+    #[error("this is a private key; paste the public key (the .pub file) instead")]
+    Private,
+    #[error("key is not a valid OpenSSH public key")]
+    Malformed,
+    #[error("the key type word does not match the type inside the key")]
+    TypeMismatch,
+    #[error("key type is forbidden")]
+    ForbiddenType,
+    #[error("key must be at least {min} bits")]
+    TooSmall { min: u32 },
+}
+
+/// A public key that parsed, matched its type word and passed the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    kind: &'static str,
+    bits: u32,
+    blob_b64: String,
+    comment: Option<String>,
+    md5: String,
+    sha256: String,
+}
+
+const PRIVATE_MARKERS: [&str; 4] = [
+    "PRIVATE KEY-----",
+    "OPENSSH PRIVATE KEY",
+    "PuTTY-User-Key-File",
+    "ENCRYPTED PRIVATE KEY",
+];
+
+impl PublicKey {
+    /// Parses `authorized_keys`-style text: leading options are dropped, base64 wrapped over
+    /// several lines is joined and only the first comment token is kept, as GitLab stores it.
+    pub fn parse(input: &str, policy: &KeyPolicy) -> Result<PublicKey, KeyError> {
+        if input.chars().count() > MAX_KEY_CHARS {
+            return Err(KeyError::TooLong);
+        }
+        // Checked before anything else so a pasted private key is named as such, whatever its shape.
+        if PRIVATE_MARKERS.iter().any(|m| input.contains(m)) {
+            return Err(KeyError::Private);
+        }
+        let tokens: Vec<&str> = input.split_whitespace().collect();
+        if tokens.is_empty() {
+            return Err(KeyError::Blank);
+        }
+        let type_at = tokens
+            .iter()
+            .position(|t| type_word(t).is_some())
+            .ok_or(KeyError::Malformed)?;
+        let kind = type_word(tokens[type_at]).ok_or(KeyError::Malformed)?;
+        let rest = &tokens[type_at + 1..];
+        // Wrapped keys arrive as several base64 fragments: join them until the blob parses.
+        let mut joined = String::new();
+        for (used, fragment) in rest.iter().enumerate() {
+            joined.push_str(fragment);
+            let Some(blob) = decode_blob(&joined) else {
+                continue;
+            };
+            let Ok(parsed) = ssh_key::PublicKey::from_bytes(&blob) else {
+                continue;
+            };
+            // A blob that does not re-encode to itself carries padding or trailing bytes.
+            if parsed.to_bytes().ok().as_deref() != Some(blob.as_slice()) {
+                return Err(KeyError::Malformed);
+            }
+            if parsed.algorithm().as_str() != kind {
+                return Err(KeyError::TypeMismatch);
+            }
+            let bits = check_policy(parsed.key_data(), policy)?;
+            return Ok(PublicKey {
+                kind,
+                bits,
+                blob_b64: STANDARD.encode(&blob),
+                comment: rest.get(used + 1).map(|c| c.to_string()),
+                md5: md5_fingerprint(&blob),
+                sha256: format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(&blob))),
+            });
+        }
+        Err(KeyError::Malformed)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// `type base64 [comment]`: the form every dialect stores and shows.
+    pub fn text(&self) -> String {
+        match &self.comment {
+            Some(c) => format!("{} {} {}", self.kind, self.blob_b64, c),
+            None => self.bare_text(),
+        }
+    }
+
+    /// `type base64`, without the comment.
+    pub fn bare_text(&self) -> String {
+        format!("{} {}", self.kind, self.blob_b64)
+    }
+
+    /// `aa:bb:…`, as `ssh-keygen -l -E md5` prints it without its `MD5:` prefix.
+    pub fn md5(&self) -> &str {
+        &self.md5
+    }
+
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+/// The canonical spelling of a supported (or at least recognised) key type word.
+fn type_word(token: &str) -> Option<&'static str> {
+    const KNOWN: [&str; 8] = [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+        "ssh-dss",
+    ];
+    KNOWN.iter().copied().find(|k| *k == token)
+}
+
+fn decode_blob(b64: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(b64).ok().filter(|b| !b.is_empty())
+}
+
+fn check_policy(data: &KeyData, policy: &KeyPolicy) -> Result<u32, KeyError> {
+    match data {
+        KeyData::Ed25519(_) | KeyData::SkEd25519(_) | KeyData::SkEcdsaSha2NistP256(_) => Ok(256),
+        KeyData::Ecdsa(EcdsaPublicKey::NistP256(_)) => Ok(256),
+        KeyData::Ecdsa(EcdsaPublicKey::NistP384(_)) => Ok(384),
+        KeyData::Ecdsa(EcdsaPublicKey::NistP521(_)) => Ok(521),
+        KeyData::Rsa(rsa) => {
+            let bits = mpint_bits(rsa.n.as_positive_bytes().ok_or(KeyError::Malformed)?);
+            if bits < policy.min_rsa_bits {
+                return Err(KeyError::TooSmall {
+                    min: policy.min_rsa_bits,
+                });
+            }
+            Ok(bits)
+        }
+        KeyData::Dsa(dsa) if policy.allow_dsa => Ok(mpint_bits(
+            dsa.p.as_positive_bytes().ok_or(KeyError::Malformed)?,
+        )),
+        KeyData::Dsa(_) => Err(KeyError::ForbiddenType),
+        _ => Err(KeyError::ForbiddenType),
+    }
+}
+
+fn mpint_bits(bytes: &[u8]) -> u32 {
+    let Some(first) = bytes.iter().position(|b| *b != 0) else {
+        return 0;
+    };
+    (bytes.len() - first - 1) as u32 * 8 + (8 - bytes[first].leading_zeros())
+}
+
+fn md5_fingerprint(blob: &[u8]) -> String {
+    let digest = Md5::digest(blob);
+    let mut out = String::with_capacity(47);
+    for (i, byte) in digest.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}

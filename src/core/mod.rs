@@ -1,0 +1,430 @@
+//! The domain core: repositories, deploy keys and who may manage them. No HTTP, no SQL.
+
+mod admin;
+mod error;
+pub mod key;
+
+pub use crate::store::{
+    DeployKey, KeyLink, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
+};
+pub use error::{Conflict, Denied, Error, Field, Missing, Problem};
+pub use key::{KeyError, KeyPolicy, PublicKey};
+
+use crate::store::{Db, NewKey, Store, now_ms};
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Longest title accepted, in characters.
+pub const MAX_TITLE_CHARS: usize = 255;
+
+/// The authenticated caller of an operation.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub scope: Scope,
+}
+
+/// How a client names a repository: by numeric id or by its `namespace/…/name` path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoRef {
+    Id(i64),
+    Path(String),
+}
+
+/// A slice of a list: dialects page by number or by offset, the core only by offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub offset: u64,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// What to do when the key being added already exists elsewhere on the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// GitLab and Gitea: attach the existing key if the caller may use it.
+    Join,
+    /// GitHub: a key may be a deploy key of one repository only.
+    Exclusive,
+}
+
+/// A deploy key as a client submits it, before parsing.
+#[derive(Debug, Clone)]
+pub struct KeySubmission {
+    pub title: String,
+    pub key: String,
+    pub can_push: bool,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// The key was already attached to this repository; nothing changed.
+    Existing,
+    /// An existing key was attached to this repository.
+    Joined,
+    Created,
+}
+
+/// An instance key with every repository it is attached to (`can_push` beside each).
+pub type KeyWithRepos = (DeployKey, Vec<(Repository, bool)>);
+
+/// The core: cheap to clone, shared by every worker.
+#[derive(Clone, Debug)]
+pub struct Core {
+    store: Store,
+    policy: KeyPolicy,
+}
+
+impl Core {
+    pub fn new(store: Store, policy: KeyPolicy) -> Core {
+        Core { store, policy }
+    }
+
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
+    /// The user behind a personal token; unknown and expired tokens look the same.
+    pub fn authenticate_token(&self, token: &str) -> Result<Principal> {
+        let hash = crate::auth::token_hash(token);
+        let found = self.store.read(|db| db.token_by_hash(&hash))?;
+        match found {
+            Some((t, user)) if t.expires_at.is_none_or(|e| e > now_ms()) => Ok(Principal {
+                user,
+                scope: t.scope,
+            }),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// The repository, if the caller may see it (any member, or an admin).
+    pub fn repository(&self, who: &Principal, repo: &RepoRef) -> Result<Repository> {
+        self.store
+            .read(|db| visible_repo(db, who, repo).map(|(r, _)| r))
+    }
+
+    pub fn list_keys(
+        &self,
+        who: &Principal,
+        repo: &RepoRef,
+        window: Window,
+    ) -> Result<Paged<LinkedKey>> {
+        self.store.read(|db| {
+            let repo = managed_repo(db, who, repo)?;
+            Ok(Paged {
+                items: db.linked_keys(repo.id, window.offset, window.limit)?,
+                total: db.count_linked_keys(repo.id)?,
+            })
+        })
+    }
+
+    pub fn get_key(&self, who: &Principal, repo: &RepoRef, key_id: i64) -> Result<LinkedKey> {
+        self.store.read(|db| {
+            let repo = managed_repo(db, who, repo)?;
+            db.linked_key(repo.id, key_id)?
+                .ok_or(Error::NotFound(Missing::Key))
+        })
+    }
+
+    /// Attaches a key to a repository, creating it when it is new to the instance.
+    pub fn add_key(
+        &self,
+        who: &Principal,
+        repo: &RepoRef,
+        submission: &KeySubmission,
+        reuse: Reuse,
+    ) -> Result<(LinkedKey, Added)> {
+        require_write(who)?;
+        let parsed = self.check_submission(submission)?;
+        let text = parsed.text();
+        self.store.write(|db| {
+            let repo = managed_repo(db, who, repo)?;
+            let added = match db.key_by_sha256(parsed.sha256())? {
+                Some(_) if reuse == Reuse::Exclusive => {
+                    return Err(Error::Conflict(Conflict::KeyInUse));
+                }
+                Some(existing) if db.linked_key(repo.id, existing.id)?.is_some() => {
+                    (existing.id, Added::Existing)
+                }
+                Some(existing) => {
+                    if !who.user.admin && !db.key_accessible(existing.id, who.user.id)? {
+                        return Err(Error::Conflict(Conflict::KeyTaken));
+                    }
+                    db.insert_link(repo.id, existing.id, submission.can_push, Some(who.user.id))?;
+                    (existing.id, Added::Joined)
+                }
+                None => {
+                    let id = db.insert_key(&new_key(
+                        &parsed,
+                        &text,
+                        submission,
+                        false,
+                        Some(who.user.id),
+                    ))?;
+                    db.insert_link(repo.id, id, submission.can_push, Some(who.user.id))?;
+                    (id, Added::Created)
+                }
+            };
+            let linked = db
+                .linked_key(repo.id, added.0)?
+                .ok_or_else(|| Error::Internal("link vanished inside its transaction".into()))?;
+            Ok((linked, added.1))
+        })
+    }
+
+    /// Changes a key's push permission on this repository and, where the caller owns the key
+    /// outright, its title. Like GitLab, a title the caller may not change is ignored silently.
+    pub fn update_key(
+        &self,
+        who: &Principal,
+        repo: &RepoRef,
+        key_id: i64,
+        title: Option<&str>,
+        can_push: Option<bool>,
+    ) -> Result<LinkedKey> {
+        require_write(who)?;
+        if let Some(title) = title {
+            check_title(title)?;
+        }
+        self.store.write(|db| {
+            let repo = managed_repo(db, who, repo)?;
+            let linked = db
+                .linked_key(repo.id, key_id)?
+                .ok_or(Error::NotFound(Missing::Key))?;
+            if let Some(can_push) = can_push {
+                db.set_can_push(repo.id, key_id, can_push)?;
+            }
+            if let Some(title) = title {
+                let sole_user = !linked.key.public && db.link_count(key_id)? == 1;
+                if who.user.admin || sole_user {
+                    db.update_key_title(key_id, title)?;
+                }
+            }
+            db.linked_key(repo.id, key_id)?
+                .ok_or(Error::NotFound(Missing::Key))
+        })
+    }
+
+    /// Detaches a key from a repository; a private key used nowhere else is deleted with it.
+    pub fn remove_key(&self, who: &Principal, repo: &RepoRef, key_id: i64) -> Result<LinkedKey> {
+        require_write(who)?;
+        self.store.write(|db| {
+            let repo = managed_repo(db, who, repo)?;
+            let linked = db
+                .linked_key(repo.id, key_id)?
+                .ok_or(Error::NotFound(Missing::Key))?;
+            db.delete_link(repo.id, key_id)?;
+            db.delete_key_if_orphaned(key_id)?;
+            Ok(linked)
+        })
+    }
+
+    /// Attaches an existing key the caller may use, read-only; attaching twice changes nothing.
+    pub fn enable_key(&self, who: &Principal, repo: &RepoRef, key_id: i64) -> Result<DeployKey> {
+        require_write(who)?;
+        self.store.write(|db| {
+            let repo = managed_repo(db, who, repo)?;
+            let key = db.key_by_id(key_id)?.ok_or(Error::NotFound(Missing::Key))?;
+            if db.linked_key(repo.id, key_id)?.is_none() {
+                if !who.user.admin && !db.key_accessible(key_id, who.user.id)? {
+                    return Err(Error::NotFound(Missing::Key));
+                }
+                db.insert_link(repo.id, key_id, false, Some(who.user.id))?;
+            }
+            Ok(key)
+        })
+    }
+
+    /// Every key on the instance (admins only), each with the repositories it is attached to.
+    pub fn all_keys(
+        &self,
+        who: &Principal,
+        public_only: bool,
+        window: Window,
+    ) -> Result<Paged<KeyWithRepos>> {
+        require_admin(who)?;
+        self.store.read(|db| {
+            let keys = db.list_keys(public_only, window.offset, window.limit)?;
+            let mut items = Vec::with_capacity(keys.len());
+            for key in keys {
+                let repos = db
+                    .links_of_key(key.id)?
+                    .into_iter()
+                    .map(|link| (link.repo, link.can_push))
+                    .collect();
+                items.push((key, repos));
+            }
+            Ok(Paged {
+                items,
+                total: db.count_keys(public_only)?,
+            })
+        })
+    }
+
+    /// Creates an instance-wide (public) key attached to no repository (admins only).
+    pub fn create_instance_key(
+        &self,
+        who: &Principal,
+        submission: &KeySubmission,
+    ) -> Result<DeployKey> {
+        require_write(who)?;
+        require_admin(who)?;
+        let parsed = self.check_submission(submission)?;
+        let text = parsed.text();
+        self.store.write(|db| {
+            let id = db.insert_key(&new_key(
+                &parsed,
+                &text,
+                submission,
+                true,
+                Some(who.user.id),
+            ))?;
+            db.key_by_id(id)?
+                .ok_or_else(|| Error::Internal("key vanished inside its transaction".into()))
+        })
+    }
+
+    /// A key by its MD5 (`aa:bb:…`) or SHA256 (`SHA256:…`) fingerprint, with its owner and links (admins only).
+    pub fn key_by_fingerprint(
+        &self,
+        who: &Principal,
+        fingerprint: &str,
+    ) -> Result<(DeployKey, Option<User>, Vec<KeyLink>)> {
+        require_admin(who)?;
+        self.store.read(|db| {
+            let key = if fingerprint.starts_with("SHA256:") {
+                db.key_by_sha256(fingerprint)?
+            } else {
+                db.key_by_md5(&fingerprint.trim_start_matches("MD5:").to_ascii_lowercase())?
+            }
+            .ok_or(Error::NotFound(Missing::Key))?;
+            let owner = match key.owner_id {
+                Some(id) => db.user_by_id(id)?,
+                None => None,
+            };
+            let links = db.links_of_key(key.id)?;
+            Ok((key, owner, links))
+        })
+    }
+
+    /// Keys on repositories that both the caller and `target` maintain (all of `target`'s, for an admin).
+    pub fn keys_of_user(
+        &self,
+        who: &Principal,
+        target: &UserRef,
+        window: Window,
+    ) -> Result<Paged<DeployKey>> {
+        self.store.read(|db| {
+            let user = match target {
+                UserRef::Id(id) => db.user_by_id(*id)?,
+                UserRef::Name(name) => db.user_by_name(name)?,
+            }
+            .ok_or(Error::NotFound(Missing::User))?;
+            let viewer = (!who.user.admin).then_some(who.user.id);
+            if let Some(viewer) = viewer
+                && !db.share_maintained_repo(user.id, viewer)?
+            {
+                return Err(Error::Forbidden(Denied::NoCommonRepository));
+            }
+            let (items, total) =
+                db.keys_in_common_repos(user.id, viewer, window.offset, window.limit)?;
+            Ok(Paged { items, total })
+        })
+    }
+
+    fn check_submission(&self, submission: &KeySubmission) -> Result<PublicKey> {
+        let parsed = PublicKey::parse(&submission.key, &self.policy)?;
+        check_title(&submission.title)?;
+        if submission.expires_at.is_some_and(|at| at <= now_ms()) {
+            return Err(Error::invalid(Field::Key, Problem::Expired));
+        }
+        Ok(parsed)
+    }
+}
+
+/// How a client names a user: by numeric id or by username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Id(i64),
+    Name(String),
+}
+
+fn new_key<'a>(
+    parsed: &'a PublicKey,
+    key_text: &'a str,
+    submission: &'a KeySubmission,
+    public: bool,
+    owner_id: Option<i64>,
+) -> NewKey<'a> {
+    NewKey {
+        fingerprint_sha256: parsed.sha256(),
+        fingerprint_md5: parsed.md5(),
+        key_text,
+        kind: parsed.kind(),
+        bits: parsed.bits(),
+        title: &submission.title,
+        public,
+        owner_id,
+        expires_at: submission.expires_at,
+    }
+}
+
+fn check_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        return Err(Error::invalid(Field::Title, Problem::Blank));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(Error::invalid(
+            Field::Title,
+            Problem::TooLong {
+                max: MAX_TITLE_CHARS,
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn require_write(who: &Principal) -> Result<()> {
+    match who.scope {
+        Scope::Api => Ok(()),
+        Scope::ReadApi => Err(Error::InsufficientScope),
+    }
+}
+
+fn require_admin(who: &Principal) -> Result<()> {
+    if who.user.admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(Denied::NotAdmin))
+    }
+}
+
+/// The repository and the caller's role there; invisible repositories are simply not found.
+fn visible_repo(db: &Db, who: &Principal, repo: &RepoRef) -> Result<(Repository, Option<Role>)> {
+    let found = match repo {
+        RepoRef::Id(id) => db.repo_by_id(*id)?,
+        RepoRef::Path(path) => db.repo_by_path(path)?,
+    }
+    .ok_or(Error::NotFound(Missing::Repository))?;
+    let role = db.role_of(found.id, who.user.id)?;
+    if role.is_none() && !who.user.admin {
+        return Err(Error::NotFound(Missing::Repository));
+    }
+    Ok((found, role))
+}
+
+/// The repository, if the caller may manage its deploy keys.
+fn managed_repo(db: &Db, who: &Principal, repo: &RepoRef) -> Result<Repository> {
+    let (repo, role) = visible_repo(db, who, repo)?;
+    if who.user.admin || role == Some(Role::Maintainer) {
+        Ok(repo)
+    } else {
+        Err(Error::Forbidden(Denied::NotMaintainer))
+    }
+}

@@ -1,0 +1,66 @@
+//! The wire dialects: each adapter parses its vendor's requests, makes one core call and
+//! renders the result or error in that vendor's shape.
+
+pub mod gitlab;
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// Mounts every dialect's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    gitlab::configure(cfg);
+    cfg.default_service(web::to(|| async {
+        json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": "404 Not Found"}),
+        )
+    }));
+}
+
+/// A JSON response with exactly `application/json` (some clients parse nothing else).
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+fn datetime(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `2024-10-03T01:32:21.992Z` (GitLab).
+pub fn iso_millis(ms: i64) -> String {
+    datetime(ms)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default()
+}
+
+/// `2014-12-10T15:53:42Z` (GitHub).
+pub fn iso_seconds(ms: i64) -> String {
+    datetime(ms)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default()
+}
+
+/// Parses an ISO 8601 date or date-time (`2099-01-02`, `2099-01-02T03:04:05Z`, with offset or
+/// fraction) into milliseconds since the epoch.
+pub fn parse_time(text: &str) -> Option<i64> {
+    use time::format_description::well_known::{Iso8601, Rfc3339};
+    let text = text.trim();
+    let at = OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
+        .ok()
+        .or_else(|| {
+            time::Date::parse(text, format_description!("[year]-[month]-[day]"))
+                .ok()
+                .map(|d| d.midnight().assume_utc())
+        })?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}

@@ -1,0 +1,141 @@
+//! The HTTP server shared by every dialect: startup, request ids and logging, and the
+//! extractors every adapter needs (caller's base URL, query and body parsing, pagination).
+
+mod body;
+mod page;
+
+pub use body::{BodyError, Params, read_body};
+pub use page::{Pagination, link_header};
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, NormalizePath, TrailingSlash, from_fn};
+use actix_web::{App, HttpMessage, HttpRequest, HttpServer, web};
+
+use crate::config::Settings;
+use crate::core::{Core, Error};
+use crate::dialect;
+use crate::store::Store;
+
+/// What every handler can reach.
+pub struct State {
+    pub core: Core,
+    pub public_url: Option<String>,
+}
+
+/// The id of the request being served, also sent back in `X-Request-Id`.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the store, binds the listener and builds the server; `run` then serves until stopped.
+    pub fn build(settings: Settings) -> std::io::Result<Application> {
+        let store = Store::open(&settings.db).map_err(std::io::Error::other)?;
+        let core = Core::new(store, settings.policy.clone());
+        let listener = TcpListener::bind(&settings.listen)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(State {
+            core,
+            public_url: settings
+                .public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_string()),
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
+                .wrap(from_fn(request_log))
+                .configure(dialect::configure)
+        })
+        .listen(listener)?;
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix stops gracefully on both) or the handle stops it.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Gives every request an id and logs one line for it: method, path (never the query, where
+/// tokens may travel), status, latency and id.
+async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = hex::encode(crate::auth::random_bytes::<16>());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let mut res = next.call(req).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    log::info!(
+        "{} {} {} {:.1}ms id={}",
+        method,
+        path,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0,
+        id
+    );
+    Ok(res)
+}
+
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+/// `scheme://host[:port]` as the client sees this server, without a trailing slash.
+pub fn base_url(req: &HttpRequest, state: &State) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+/// Runs blocking core work (SQLite) off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, Error>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// Logs an internal error with its request id; clients only ever see a generic message.
+pub fn log_internal(req_id: &str, err: &Error) {
+    log::error!("request {req_id}: {err}");
+}

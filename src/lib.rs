@@ -1,0 +1,8 @@
+//! keygate: one deploy-key core served through the GitHub, GitLab and CodeArts Repo APIs.
+
+pub mod auth;
+pub mod config;
+pub mod core;
+pub mod dialect;
+pub mod http;
+pub mod store;

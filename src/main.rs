@@ -1,0 +1,247 @@
+//! The `keygate` command: serve the gateway, or administer users, tokens and repositories.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use keygate::config::Settings;
+use keygate::core::{Core, Error, KeyPolicy, Role, Scope};
+use keygate::http::Application;
+use keygate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "keygate",
+    version,
+    about = "A multi-dialect deploy-key gateway"
+)]
+struct Cli {
+    /// SQLite database file.
+    #[arg(long, global = true, env = "KEYGATE_DB", default_value = "keygate.db")]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP gateway.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage repositories and who may manage their deploy keys.
+    #[command(subcommand)]
+    Repo(RepoCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "KEYGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Base URL clients use to reach keygate (for Link, url and Location), e.g. https://keys.example.com
+    #[arg(long, env = "KEYGATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Smallest RSA key accepted, in bits.
+    #[arg(long, env = "KEYGATE_MIN_RSA_BITS", default_value_t = 2048)]
+    min_rsa_bits: u32,
+    /// Accept ssh-dss (DSA) keys, which OpenSSH has disabled by default since 7.0.
+    #[arg(long, env = "KEYGATE_ALLOW_DSA")]
+    allow_dsa: bool,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "KEYGATE_WORKERS", default_value_t = 0)]
+    workers: usize,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users: `id name admin|user`, one per line.
+    List,
+    /// Delete a user and their tokens.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it (it is shown only once).
+    Add {
+        user: String,
+        /// GET-only token (GitLab's read_api scope).
+        #[arg(long)]
+        read_only: bool,
+        /// Expiry date, e.g. 2027-01-31 or 2027-01-31T12:00:00Z.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List a user's tokens: `id scope expires_at`, one per line (never the token).
+    List { user: String },
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum RepoCmd {
+    /// Create a repository and print its numeric id.
+    Add {
+        path: String,
+        #[arg(long)]
+        id: Option<i64>,
+    },
+    /// List repositories: `id path`, one per line.
+    List,
+    /// Delete a repository and detach its keys.
+    Remove { path: String },
+    /// Give a user a role on a repository.
+    Grant {
+        path: String,
+        user: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Take a user's role on a repository away.
+    Revoke { path: String, user: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Maintainer,
+    Reporter,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(cli) {
+        Ok(Some(out)) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keygate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Option<String>, String> {
+    if let Command::Serve(args) = cli.command {
+        return serve(cli.db, args).map(|_| None).map_err(|e| e.to_string());
+    }
+    let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
+    let core = Core::new(store, KeyPolicy::default());
+    let out = match cli.command {
+        Command::Serve(_) => unreachable!("handled above"),
+        Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),
+        Command::User(UserCmd::List) => core.users().map(|users| {
+            lines(users.iter().map(|u| {
+                format!(
+                    "{} {} {}",
+                    u.id,
+                    u.username,
+                    if u.admin { "admin" } else { "user" }
+                )
+            }))
+        }),
+        Command::User(UserCmd::Remove { name }) => core.remove_user(&name).map(|_| None),
+        Command::Token(TokenCmd::Add {
+            user,
+            read_only,
+            expires_at,
+        }) => {
+            let expires = match expires_at {
+                Some(text) => Some(
+                    keygate::dialect::parse_time(&text)
+                        .ok_or_else(|| format!("--expires-at {text:?} is not a date"))?,
+                ),
+                None => None,
+            };
+            let scope = if read_only {
+                Scope::ReadApi
+            } else {
+                Scope::Api
+            };
+            core.add_token(&user, scope, expires).map(Some)
+        }
+        Command::Token(TokenCmd::List { user }) => core.tokens(&user).map(|tokens| {
+            lines(tokens.iter().map(|t| {
+                let expires = t
+                    .expires_at
+                    .map(keygate::dialect::iso_millis)
+                    .unwrap_or_else(|| "never".into());
+                format!("{} {} {}", t.id, t.scope.as_str(), expires)
+            }))
+        }),
+        Command::Token(TokenCmd::Revoke { id }) => core.revoke_token(id).map(|_| None),
+        Command::Repo(RepoCmd::Add { path, id }) => {
+            core.add_repo(&path, id).map(|id| Some(id.to_string()))
+        }
+        Command::Repo(RepoCmd::List) => core
+            .repos()
+            .map(|repos| lines(repos.iter().map(|r| format!("{} {}", r.id, r.full_path)))),
+        Command::Repo(RepoCmd::Remove { path }) => core.remove_repo(&path).map(|_| None),
+        Command::Repo(RepoCmd::Grant { path, user, role }) => {
+            let role = match role {
+                RoleArg::Maintainer => Role::Maintainer,
+                RoleArg::Reporter => Role::Reporter,
+            };
+            core.grant(&path, &user, role).map(|_| None)
+        }
+        Command::Repo(RepoCmd::Revoke { path, user }) => core.revoke(&path, &user).map(|_| None),
+    };
+    out.map_err(describe)
+}
+
+/// Prints nothing at all for an empty list, so scripts can test for emptiness.
+fn lines(items: impl Iterator<Item = String>) -> Option<String> {
+    let all: Vec<String> = items.collect();
+    (!all.is_empty()).then(|| all.join("\n"))
+}
+
+fn describe(err: Error) -> String {
+    use keygate::core::{Conflict, Missing};
+    match err {
+        Error::NotFound(Missing::User) => "no such user".into(),
+        Error::NotFound(Missing::Repository) => "no such repository".into(),
+        Error::NotFound(Missing::Token) => "no such token".into(),
+        Error::Conflict(Conflict::UserExists) => "that user already exists".into(),
+        Error::Conflict(Conflict::RepositoryExists) => "that repository path or id is taken".into(),
+        Error::Invalid { field, problem } => format!("invalid {}: {problem:?}", field.as_str()),
+        Error::Busy => "the database is busy; try again".into(),
+        other => other.to_string(),
+    }
+}
+
+#[actix_web::main]
+async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
+    let settings = Settings {
+        db,
+        listen: args.listen,
+        public_url: args.public_url,
+        policy: KeyPolicy {
+            min_rsa_bits: args.min_rsa_bits,
+            allow_dsa: args.allow_dsa,
+        },
+        workers: args.workers,
+    };
+    let app = Application::build(settings.clone())?;
+    // Tests and scripts wait for this exact line to learn the port.
+    let host = settings
+        .listen
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(h, _)| h);
+    eprintln!("keygate listening on http://{host}:{}", app.port());
+    app.run().await?;
+    log::info!("keygate stopped");
+    Ok(())
+}
