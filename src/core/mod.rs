@@ -1,7 +1,9 @@
 //! The domain core: repositories, deploy keys and who may manage them. No HTTP, no SQL.
 
+mod access_keys;
 mod admin;
 mod error;
+mod groups;
 pub mod key;
 
 pub use crate::store::{
@@ -107,6 +109,15 @@ impl Core {
     pub fn repository(&self, who: &Principal, repo: &RepoRef) -> Result<Repository> {
         self.store
             .read(|db| visible_repo(db, who, repo).map(|(r, _)| r))
+    }
+
+    /// The repository and the caller's role there (`None` for an admin who is not a member).
+    pub fn repository_role(
+        &self,
+        who: &Principal,
+        repo: &RepoRef,
+    ) -> Result<(Repository, Option<Role>)> {
+        self.store.read(|db| visible_repo(db, who, repo))
     }
 
     pub fn list_keys(

@@ -1,6 +1,8 @@
 //! The wire dialects: each adapter parses its vendor's requests, makes one core call and
 //! renders the result or error in that vendor's shape.
 
+pub mod codearts;
+pub mod github;
 pub mod gitlab;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
@@ -11,6 +13,8 @@ use time::macros::format_description;
 /// Mounts every dialect's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     gitlab::configure(cfg);
+    github::configure(cfg);
+    codearts::configure(cfg);
     cfg.default_service(web::to(|| async {
         json(
             StatusCode::NOT_FOUND,

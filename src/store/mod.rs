@@ -1,5 +1,6 @@
 //! SQLite persistence: the connection pool, migrations, transactions and every SQL statement.
 
+mod groups;
 mod queries;
 
 use std::path::Path;

@@ -110,7 +110,8 @@ class Gateway:
     # ---- server ------------------------------------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # KEYGATE_* settings from the caller's shell (KEYGATE_PUBLIC_URL, KEYGATE_DB, ...) must not leak in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         return env

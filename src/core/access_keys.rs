@@ -1,0 +1,1 @@
+//! CodeArts access keys (AK/SK pairs) and the principals behind them.

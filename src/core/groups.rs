@@ -1,0 +1,1 @@
+//! Groups, CodeArts projects and submodules: deploy keys across more than one repository.

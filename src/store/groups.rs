@@ -1,0 +1,1 @@
+//! SQL for access keys, submodules and namespace-wide key listings.

@@ -1,0 +1,355 @@
+//! Test harness: the real server on port 0 with a fresh database, seeded through the real CLI,
+//! driven with raw HTTP, and response bodies checked against the dialect's OpenAPI document.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use base64::Engine;
+use keygate::config::Settings;
+use keygate::core::KeyPolicy;
+use keygate::http::Application;
+use serde_json::Value;
+
+pub struct Gateway {
+    pub url: String,
+    pub db: PathBuf,
+    dir: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Gateway {
+    pub fn start() -> Gateway {
+        Gateway::start_with(|_| {})
+    }
+
+    /// Starts a server whose settings `tweak` may change (public URL, key policy).
+    pub fn start_with(tweak: impl FnOnce(&mut Settings)) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("keygate.db");
+        let mut settings = Settings {
+            db: db.clone(),
+            listen: "127.0.0.1:0".into(),
+            public_url: None,
+            policy: KeyPolicy::default(),
+            workers: 2,
+        };
+        tweak(&mut settings);
+        Gateway::launch(settings, dir)
+    }
+
+    fn launch(settings: Settings, dir: tempfile::TempDir) -> Gateway {
+        let db = settings.db.clone();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(settings).expect("server builds");
+                tx.send((app.port(), app.handle())).expect("test alive");
+                app.run().await.expect("server runs");
+            })
+        });
+        let (port, handle) = rx.recv().expect("server started");
+        Gateway {
+            url: format!("http://127.0.0.1:{port}"),
+            db,
+            dir,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the server (as SIGTERM would) and starts a new one on the same database.
+    pub fn restart(mut self) -> Gateway {
+        self.shutdown();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        let settings = Settings {
+            db: self.db.clone(),
+            listen: "127.0.0.1:0".into(),
+            public_url: None,
+            policy: KeyPolicy::default(),
+            workers: 2,
+        };
+        Gateway::launch(settings, dir)
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            actix_web::rt::System::new().block_on(self.handle.stop(true));
+            thread.join().expect("server thread ends");
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the real `keygate` binary on this database; panics unless it succeeds.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_raw(args);
+        assert!(
+            out.status.success(),
+            "keygate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    }
+
+    pub fn cli_raw(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("keygate runs")
+    }
+
+    /// The standard cast: root (admin), alice (maintainer), bob (reporter), carol (maintainer
+    /// with a read-only token); repos acme/widgets, acme/tools/cli and other/secret.
+    pub fn seed(&self) -> Seed {
+        for (name, admin) in [
+            ("root", true),
+            ("alice", false),
+            ("bob", false),
+            ("carol", false),
+        ] {
+            let mut args = vec!["user", "add", name];
+            if admin {
+                args.push("--admin");
+            }
+            self.cli(&args);
+        }
+        let seed = Seed {
+            root: self.cli(&["token", "add", "root"]),
+            alice: self.cli(&["token", "add", "alice"]),
+            bob: self.cli(&["token", "add", "bob"]),
+            carol: self.cli(&["token", "add", "carol", "--read-only"]),
+            widgets: self
+                .cli(&["repo", "add", "acme/widgets"])
+                .parse()
+                .expect("id"),
+            cli_repo: self
+                .cli(&["repo", "add", "acme/tools/cli"])
+                .parse()
+                .expect("id"),
+            secret: self
+                .cli(&["repo", "add", "other/secret"])
+                .parse()
+                .expect("id"),
+        };
+        for (repo, user, role) in [
+            ("acme/widgets", "alice", "maintainer"),
+            ("acme/tools/cli", "alice", "maintainer"),
+            ("acme/widgets", "bob", "reporter"),
+            ("acme/widgets", "carol", "maintainer"),
+        ] {
+            self.cli(&["repo", "grant", repo, user, "--role", role]);
+        }
+        seed
+    }
+
+    pub fn req(&self, method: &str, path: &str) -> Req {
+        Req {
+            method: method.to_string(),
+            url: format!("{}{path}", self.url),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+pub struct Seed {
+    pub root: String,
+    pub alice: String,
+    pub bob: String,
+    pub carol: String,
+    pub widgets: i64,
+    pub cli_repo: i64,
+    pub secret: i64,
+}
+
+pub struct Req {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Req {
+    pub fn header(mut self, name: &str, value: &str) -> Req {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// GitLab's header.
+    pub fn token(self, token: &str) -> Req {
+        self.header("PRIVATE-TOKEN", token)
+    }
+
+    pub fn json(self, body: &Value) -> Req {
+        self.raw_body("application/json", serde_json::to_vec(body).expect("json"))
+    }
+
+    pub fn form(self, pairs: &[(&str, &str)]) -> Req {
+        let body = serde_urlencoded::to_string(pairs).expect("form");
+        self.raw_body("application/x-www-form-urlencoded", body.into_bytes())
+    }
+
+    pub fn raw_body(mut self, content_type: &str, body: Vec<u8>) -> Req {
+        self.headers
+            .push(("Content-Type".to_string(), content_type.to_string()));
+        self.body = Some(body);
+        self
+    }
+
+    pub fn send(self) -> Resp {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .allow_non_standard_methods(true)
+            .build()
+            .into();
+        let mut builder = ureq::http::Request::builder()
+            .method(self.method.as_str())
+            .uri(&self.url);
+        for (k, v) in &self.headers {
+            builder = builder.header(k, v);
+        }
+        let request = builder
+            .body(self.body.unwrap_or_default())
+            .expect("request builds");
+        let mut res = agent.run(request).expect("request completes");
+        let status = res.status().as_u16();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = res.body_mut().read_to_string().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+}
+
+/// An OpenAPI 3.1 document from `dialects/`, used to check response bodies.
+pub struct Contract {
+    doc: Value,
+}
+
+impl Contract {
+    pub fn load(name: &str) -> Contract {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("dialects")
+            .join(name);
+        let text = std::fs::read_to_string(&path).expect("contract readable");
+        let doc: Value = serde_norway::from_str(&text).expect("contract is YAML");
+        Contract { doc }
+    }
+
+    pub fn doc(&self) -> &Value {
+        &self.doc
+    }
+
+    /// Panics unless `body` matches the schema of `method path` answering `status`.
+    pub fn check(&self, path: &str, method: &str, status: u16, body: &Value) {
+        let schema = &self.doc["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]
+            ["schema"];
+        assert!(
+            !schema.is_null(),
+            "the contract has no JSON schema for {method} {path} {status}"
+        );
+        let root = serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "allOf": [schema],
+            "components": self.doc["components"],
+        });
+        let validator = jsonschema::draft202012::new(&root).expect("schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {status} does not match the contract: {errors:#?}\nbody: {body}"
+        );
+    }
+}
+
+/// A fixture file's text.
+pub fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/keys")
+        .join(name);
+    std::fs::read_to_string(path).expect("fixture readable")
+}
+
+/// A new, valid ed25519 public key with the given comment. The 32 bytes are random, which is
+/// all an ed25519 public key is.
+pub fn fresh_key(comment: &str) -> String {
+    let mut blob = Vec::with_capacity(51);
+    blob.extend_from_slice(&11u32.to_be_bytes());
+    blob.extend_from_slice(b"ssh-ed25519");
+    blob.extend_from_slice(&32u32.to_be_bytes());
+    blob.extend_from_slice(&keygate::auth::random_bytes::<32>());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+    format!("ssh-ed25519 {b64} {comment}")
+}
+
+/// Parses a `Link` header into rel -> URL.
+pub fn links(header: &str) -> HashMap<String, String> {
+    header
+        .split(", ")
+        .filter_map(|part| {
+            let (url, rel) = part.split_once("; ")?;
+            let url = url.strip_prefix('<')?.strip_suffix('>')?;
+            let rel = rel.strip_prefix("rel=\"")?.strip_suffix('"')?;
+            Some((rel.to_string(), url.to_string()))
+        })
+        .collect()
+}
