@@ -234,8 +234,10 @@ impl ResponseError for GlError {
                 Error::Busy => json!({"message": "503 Service Unavailable"}),
                 Error::Internal(_) => json!({"message": "500 Internal Server Error"}),
             },
-            GlError::Missing(names) => json!({"error": format!("{} {} missing", names.join(", "),
-                if names.len() == 1 { "is" } else { "are" })}),
+            GlError::Missing(names) => {
+                let each: Vec<String> = names.iter().map(|n| format!("{n} is missing")).collect();
+                json!({ "error": each.join(", ") })
+            }
             GlError::InvalidParam(name) => json!({ "error": format!("{name} is invalid") }),
             GlError::AtLeastOne => json!({
                 "error": "title, can_push are missing, at least one parameter must be provided"
