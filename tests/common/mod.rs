@@ -215,6 +215,12 @@ impl Req {
         self
     }
 
+    /// Sends the same request to another server (a second process on the same database).
+    pub fn retarget(mut self, from: &str, to: &str) -> Req {
+        self.url = self.url.replacen(from, to, 1);
+        self
+    }
+
     pub fn send(self) -> Resp {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

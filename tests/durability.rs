@@ -1,0 +1,234 @@
+//! Revoked keys stay revoked: across a crash (SIGKILL), a restart, racing writers and retries.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use common::{Gateway, fresh_key};
+use serde_json::json;
+
+/// The real binary serving `db` on a free port; returns the child and its base URL.
+fn spawn_server(db: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keygate starts");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines.next().expect("server prints its address").unwrap();
+        if let Some(url) = line.strip_prefix("keygate listening on ") {
+            break url.to_string();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+fn with_url(gw: &Gateway, url: &str, method: &str, path: &str) -> common::Req {
+    // The harness builds URLs on its own server; point this one at the spawned process.
+    gw.req(method, path).retarget(&gw.url, url)
+}
+
+#[test]
+fn an_acknowledged_delete_survives_sigkill() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let db = gw.db.clone();
+    let (mut child, url) = spawn_server(&db);
+    let path = format!("/api/v4/projects/{}/deploy_keys", seed.widgets);
+    let kept = with_url(&gw, &url, "POST", &path)
+        .token(&seed.alice)
+        .json(&json!({"title": "kept", "key": fresh_key("kept")}))
+        .send()
+        .expect(201)
+        .json();
+    let revoked = with_url(&gw, &url, "POST", &path)
+        .token(&seed.alice)
+        .json(&json!({"title": "revoked", "key": fresh_key("revoked")}))
+        .send()
+        .expect(201)
+        .json();
+    with_url(&gw, &url, "DELETE", &format!("{path}/{}", revoked["id"]))
+        .token(&seed.alice)
+        .send()
+        .expect(204);
+    // No graceful shutdown, no checkpoint: the process dies the instant the 204 is read.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, url) = spawn_server(&db);
+    let listed = with_url(&gw, &url, "GET", &path)
+        .token(&seed.alice)
+        .send()
+        .expect(200)
+        .json();
+    let ids: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![kept["id"].clone()]);
+    with_url(&gw, &url, "GET", &format!("{path}/{}", revoked["id"]))
+        .token(&seed.alice)
+        .send()
+        .expect(404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let gw = Gateway::start();
+    let (child, url) = spawn_server(&gw.db);
+    with_url(&gw, &url, "GET", "/api/v4/openapi.yaml")
+        .send()
+        .expect(200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+}
+
+#[test]
+fn a_restart_keeps_state_and_ids_are_never_reused() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let path = format!("/api/v4/projects/{}/deploy_keys", seed.widgets);
+    let mut last = 0;
+    for i in 0..3 {
+        last = gw
+            .req("POST", &path)
+            .token(&seed.alice)
+            .json(&json!({"title": "t", "key": fresh_key(&format!("k{i}"))}))
+            .send()
+            .expect(201)
+            .json()["id"]
+            .as_i64()
+            .unwrap();
+    }
+    gw.req("DELETE", &format!("{path}/{last}"))
+        .token(&seed.alice)
+        .send()
+        .expect(204);
+    let gw = gw.restart();
+    let listed = gw
+        .req("GET", &path)
+        .token(&seed.alice)
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    // SQLite would hand the highest deleted rowid out again without AUTOINCREMENT.
+    let next = gw
+        .req("POST", &path)
+        .token(&seed.alice)
+        .json(&json!({"title": "t", "key": fresh_key("after")}))
+        .send()
+        .expect(201)
+        .json();
+    assert!(next["id"].as_i64().unwrap() > last);
+}
+
+#[test]
+fn racing_writers_get_answers_not_500s() {
+    let gw = Arc::new(Gateway::start());
+    let seed = gw.seed();
+    let path = Arc::new(format!("/api/v4/projects/{}/deploy_keys", seed.widgets));
+    let token = Arc::new(seed.alice.clone());
+    let same = Arc::new(fresh_key("same"));
+    // Sixteen clients add the same key at once: one key, one link, every answer a 201.
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (gw, path, token, same) = (gw.clone(), path.clone(), token.clone(), same.clone());
+            std::thread::spawn(move || {
+                let res = gw
+                    .req("POST", &path)
+                    .token(&token)
+                    .json(&json!({"title": "race", "key": *same}))
+                    .send();
+                (res.status, res.json()["id"].clone())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.iter().all(|(s, _)| *s == 201), "{results:?}");
+    assert!(results.iter().all(|(_, id)| *id == results[0].1));
+    let id = results[0].1.as_i64().unwrap();
+
+    // Sixteen clients delete it at once: exactly one 204, the rest 404, and it stays gone.
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (gw, path, token) = (gw.clone(), path.clone(), token.clone());
+            std::thread::spawn(move || {
+                gw.req("DELETE", &format!("{path}/{id}"))
+                    .token(&token)
+                    .send()
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 204 || *s == 404),
+        "{statuses:?}"
+    );
+    gw.req("GET", &format!("{path}/{id}"))
+        .token(&token)
+        .send()
+        .expect(404);
+
+    // Mixed load of distinct writers.
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let (gw, path, token) = (gw.clone(), path.clone(), token.clone());
+            std::thread::spawn(move || {
+                let mut bad = Vec::new();
+                for i in 0..15 {
+                    let res = gw
+                        .req("POST", &path)
+                        .token(&token)
+                        .json(&json!({"title": "m", "key": fresh_key(&format!("t{t}i{i}"))}))
+                        .send();
+                    if res.status != 201 {
+                        bad.push(res.status);
+                        continue;
+                    }
+                    let id = res.json()["id"].as_i64().unwrap();
+                    if i % 2 == 0 {
+                        let s = gw
+                            .req("DELETE", &format!("{path}/{id}"))
+                            .token(&token)
+                            .send()
+                            .status;
+                        if s != 204 {
+                            bad.push(s);
+                        }
+                    }
+                }
+                bad
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Vec::<u16>::new());
+    }
+    let total = gw.req("GET", &path).token(&token).send().expect(200);
+    assert_eq!(total.header("x-total"), Some("56"));
+}
