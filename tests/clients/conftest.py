@@ -18,6 +18,7 @@ import concurrent.futures
 import functools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -30,7 +31,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEYGATE_BIN = Path(os.environ.get("KEYGATE_BIN") or REPO_ROOT / "target/debug/keygate")
-SSH_KEYGEN = "/usr/bin/ssh-keygen"
+SSH_KEYGEN = "/usr/bin/ssh-keygen" if os.path.exists("/usr/bin/ssh-keygen") else (shutil.which("ssh-keygen") or "ssh-keygen")
 
 CLI_TIMEOUT = 30
 START_TIMEOUT = 20

@@ -71,3 +71,5 @@ CREATE TABLE key_links (
     UNIQUE (repo_id, key_id)
 );
 CREATE INDEX key_links_key ON key_links(key_id);
+-- Lists page through a repository's keys in the order they were attached: walk this index, no sort.
+CREATE INDEX key_links_repo_order ON key_links(repo_id, id);
