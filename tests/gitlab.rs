@@ -854,14 +854,25 @@ fn keys_by_fingerprint() {
         assert_eq!(body["deploy_keys_projects"][0]["project_id"], seed.widgets);
         assert_eq!(body["deploy_keys_projects"][0]["can_push"], true);
     }
-    gw.req("GET", &format!("{V4}/keys?fingerprint=aa"))
+    let md5 = url_encode(key["fingerprint"].as_str().unwrap());
+    gw.req("GET", &format!("{V4}/keys?fingerprint={md5}"))
         .token(&seed.alice)
         .send()
         .expect(403);
-    gw.req("GET", &format!("{V4}/keys?fingerprint=SHA256%3Anope"))
+    let unknown = url_encode("SHA256:nUhzNyftwADy8AH3wFY31tAKs7HufskYTte2aXo1lCg");
+    let res = gw
+        .req("GET", &format!("{V4}/keys?fingerprint={unknown}"))
         .token(&seed.root)
         .send()
         .expect(404);
+    assert_eq!(res.json(), json!({"message": "404 Key Not Found"}));
+    contract.check("/keys", "get", 404, &res.json());
+    let res = gw
+        .req("GET", &format!("{V4}/keys?fingerprint=SHA256%3Anope"))
+        .token(&seed.root)
+        .send()
+        .expect(400);
+    assert_eq!(res.json(), json!({"message": "Failed to return the key"}));
     let res = gw
         .req("GET", &format!("{V4}/keys"))
         .token(&seed.root)
@@ -927,6 +938,7 @@ fn user_project_deploy_keys() {
 fn legacy_v3_keys_routes() {
     let gw = Gateway::start();
     let seed = gw.seed();
+    let contract = Contract::load("gitlab.yaml");
     for base in ["keys", "deploy_keys"] {
         let path = format!("/api/v3/projects/{}/{base}", seed.widgets);
         let created = gw
@@ -937,6 +949,7 @@ fn legacy_v3_keys_routes() {
             .expect(201)
             .json();
         let id = created["id"].as_i64().unwrap();
+        contract.check("/projects/{id}/keys", "post", 201, &created);
         assert_eq!(created["title"], "old");
         assert!(
             created.get("fingerprint").is_none(),
@@ -970,6 +983,12 @@ fn legacy_v3_keys_routes() {
             .send()
             .expect(200);
         assert_eq!(deleted.json()["id"], id);
+        contract.check(
+            "/projects/{id}/keys/{key_id}",
+            "delete",
+            200,
+            &deleted.json(),
+        );
         gw.req("GET", &format!("{path}/{id}"))
             .token(&seed.alice)
             .send()

@@ -1,1 +1,138 @@
 //! CodeArts access keys (AK/SK pairs) and the principals behind them.
+
+use time::OffsetDateTime;
+
+use super::{Core, Error, Missing, Principal, Result, Scope};
+use crate::auth::aksk::{self, SignError, SignedRequest};
+use crate::auth::random_bytes;
+
+/// Huawei Cloud's shapes, so the values look familiar and fit every SDK's expectations:
+/// a 20-character upper-case AK (about 103 random bits) and a 40-character SK (about 238 bits).
+const AK_LEN: usize = 20;
+const SK_LEN: usize = 40;
+const AK_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const SK_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl Core {
+    /// Creates an access key for a user and returns `(AK, SK)`: the only time the SK is shown.
+    pub fn add_access_key(&self, username: &str) -> Result<(String, String)> {
+        let access_key = random_string(AK_ALPHABET, AK_LEN);
+        let secret_key = random_string(SK_ALPHABET, SK_LEN);
+        self.store.write(|db| {
+            let user = db
+                .user_by_name(username)?
+                .ok_or(Error::NotFound(Missing::User))?;
+            db.insert_access_key(user.id, &access_key, &secret_key)?;
+            Ok::<_, Error>(())
+        })?;
+        Ok((access_key, secret_key))
+    }
+
+    /// A user's access keys, oldest first; secrets are never read back out.
+    pub fn access_keys(&self, username: &str) -> Result<Vec<String>> {
+        self.store.read(|db| {
+            let user = db
+                .user_by_name(username)?
+                .ok_or(Error::NotFound(Missing::User))?;
+            Ok(db.access_keys_of(user.id)?)
+        })
+    }
+
+    /// Deletes an access key; requests signed with it fail from then on.
+    pub fn revoke_access_key(&self, access_key: &str) -> Result<()> {
+        self.store.write(|db| {
+            if db.delete_access_key(access_key)? {
+                Ok(())
+            } else {
+                Err(Error::NotFound(Missing::Token))
+            }
+        })
+    }
+
+    /// The user behind an access key, and the secret that signs their requests. An access key
+    /// carries its user's full rights: CodeArts has no read-only AK.
+    pub fn authenticate_access_key(&self, access_key: &str) -> Result<(Principal, Vec<u8>)> {
+        match self.store.read(|db| db.access_key_owner(access_key))? {
+            Some((user, secret)) => Ok((
+                Principal {
+                    user,
+                    scope: Scope::Api,
+                },
+                secret.into_bytes(),
+            )),
+            None => Err(Error::Unauthorized),
+        }
+    }
+
+    /// Checks an SDK-HMAC-SHA256 signature. The outer error is the store failing (busy, broken);
+    /// the inner one is the verdict on the request, whose reason is safe to log.
+    pub fn authenticate_signature(
+        &self,
+        req: &SignedRequest,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Principal, SignError>> {
+        let mut principal = None;
+        let mut failure = None;
+        let verdict = aksk::verify(req, now, aksk::DEFAULT_MAX_SKEW, |access_key| {
+            match self.authenticate_access_key(access_key) {
+                Ok((who, secret)) => {
+                    principal = Some(who);
+                    Some(secret)
+                }
+                Err(Error::Unauthorized) => None,
+                Err(other) => {
+                    failure = Some(other);
+                    None
+                }
+            }
+        });
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        Ok(match (verdict, principal) {
+            (Ok(_), Some(who)) => Ok(who),
+            (Ok(_), None) => Err(SignError::UnknownAccessKey),
+            (Err(err), _) => Err(err),
+        })
+    }
+}
+
+/// `len` characters drawn uniformly from `alphabet`: bytes past the largest multiple of its
+/// length are thrown away, since keeping them would make the first letters more likely.
+fn random_string(alphabet: &[u8], len: usize) -> String {
+    let n = alphabet.len();
+    let cutoff = 256 - 256 % n;
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for byte in random_bytes::<64>() {
+            if usize::from(byte) < cutoff && out.len() < len {
+                out.push(char::from(alphabet[usize::from(byte) % n]));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_strings_have_the_shape_asked_for() {
+        let ak = random_string(AK_ALPHABET, AK_LEN);
+        assert_eq!(ak.len(), 20);
+        assert!(ak.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        let sk = random_string(SK_ALPHABET, SK_LEN);
+        assert_eq!(sk.len(), 40);
+        assert!(sk.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(sk, random_string(SK_ALPHABET, SK_LEN));
+    }
+
+    #[test]
+    fn every_letter_of_the_alphabet_turns_up() {
+        let drawn = random_string(AK_ALPHABET, 4000);
+        for &letter in AK_ALPHABET {
+            assert!(drawn.contains(char::from(letter)), "{}", char::from(letter));
+        }
+    }
+}

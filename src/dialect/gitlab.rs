@@ -75,6 +75,8 @@ enum GlError {
     Missing(Vec<&'static str>),
     InvalidParam(&'static str),
     AtLeastOne,
+    /// `GET /keys` with something that is not a fingerprint.
+    BadFingerprint,
     Body(BodyError),
     NoRoute,
 }
@@ -246,6 +248,7 @@ impl ResponseError for GlError {
                 json!({"message": "413 Request Entity Too Large"})
             }
             GlError::Body(err) => json!({ "error": err.to_string() }),
+            GlError::BadFingerprint => json!({"message": "Failed to return the key"}),
             GlError::NoRoute => json!({"error": "404 Not Found"}),
         };
         let mut res = http_json(status, &body);
@@ -704,11 +707,18 @@ async fn key_by_fingerprint(req: HttpRequest, state: web::Data<State>) -> Reply 
         }
         return Err(GlError::Missing(vec!["fingerprint"]));
     };
+    if !fingerprint_shaped(&fingerprint) {
+        if call.token.is_none() {
+            return Err(Error::Unauthorized.into());
+        }
+        return Err(GlError::BadFingerprint);
+    }
     let (key, owner, links) = call
         .run(&state, move |core, who| {
             core.key_by_fingerprint(who, &fingerprint)
         })
-        .await?;
+        .await
+        .map_err(|e| e.key_missing("404 Key Not Found"))?;
     let projects: Vec<Value> = links
         .iter()
         .map(|l| {
@@ -733,6 +743,21 @@ async fn key_by_fingerprint(req: HttpRequest, state: web::Data<State>) -> Reply 
         map.insert("deploy_keys_projects".into(), Value::Array(projects));
     }
     Ok(http_json(StatusCode::OK, &body))
+}
+
+/// `SHA256:` and 43 base64 characters, or 16 colon-separated hex pairs (optionally `MD5:`-prefixed).
+fn fingerprint_shaped(fp: &str) -> bool {
+    if let Some(b64) = fp.strip_prefix("SHA256:") {
+        return b64.len() == 43
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    }
+    let hex = fp.strip_prefix("MD5:").unwrap_or(fp);
+    hex.len() == 47
+        && hex
+            .split(':')
+            .all(|pair| pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 async fn user_keys(req: HttpRequest, state: web::Data<State>) -> Reply {

@@ -11,7 +11,10 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use queries::*;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_codearts.sql"),
+];
 
 /// How long a writer waits for another writer before the request is answered as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
