@@ -129,10 +129,10 @@ class Gateway:
                     self._listening.set()
         stream.close()
 
-    def start(self, *extra_args: str) -> None:
-        """Start ``keygate --db DB serve --listen 127.0.0.1:0``; wait for the listening line on stderr."""
+    def start(self, *extra_args: str, listen: str = "127.0.0.1:0") -> None:
+        """Start ``keygate --db DB serve --listen LISTEN``; wait for the listening line on stderr."""
         assert self.proc is None, "gateway already started"
-        cmd = [str(self.binary), "--db", str(self.db), "serve", "--listen", "127.0.0.1:0", *extra_args]
+        cmd = [str(self.binary), "--db", str(self.db), "serve", "--listen", listen, *extra_args]
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
