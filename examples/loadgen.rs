@@ -98,7 +98,7 @@ fn iteration(agent: &ureq::Agent, o: &Options, n: u64) -> Result<u32, String> {
         }
         "github-list" => {
             let page = n % 34 + 1;
-            let res = agent
+            let mut res = agent
                 .get(format!(
                     "{}/api/v3/repos/acme/widgets/keys?page={page}",
                     o.url
@@ -106,6 +106,7 @@ fn iteration(agent: &ureq::Agent, o: &Options, n: u64) -> Result<u32, String> {
                 .header("Authorization", &auth)
                 .call()
                 .map_err(|e| e.to_string())?;
+            let _ = res.body_mut().read_to_string();
             check(res.status().as_u16(), 200, "github list")?;
             Ok(1)
         }
@@ -120,11 +121,12 @@ fn iteration(agent: &ureq::Agent, o: &Options, n: u64) -> Result<u32, String> {
             let created: serde_json::Value =
                 res.body_mut().read_json().map_err(|e| e.to_string())?;
             let id = created["id"].as_i64().unwrap_or_default();
-            let res = agent
+            let mut res = agent
                 .delete(format!("{}/api/v4/projects/2/deploy_keys/{id}", o.url))
                 .header("PRIVATE-TOKEN", &o.token)
                 .call()
                 .map_err(|e| e.to_string())?;
+            let _ = res.body_mut().read_to_string();
             check(res.status().as_u16(), 204, "delete")?;
             Ok(2)
         }

@@ -590,8 +590,10 @@ impl Db<'_> {
             "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at \
              FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
              LEFT JOIN users u ON u.id = l.added_by \
-             WHERE l.repo_id = ?1 ORDER BY l.id LIMIT ?2 OFFSET ?3"
+             WHERE l.id IN (SELECT id FROM key_links WHERE repo_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3) \
+             ORDER BY l.id"
         ))?;
+        // The subquery skips OFFSET rows on the (repo_id, id) index alone; only the page is joined.
         let rows = stmt.query_map(params![repo_id, limit, offset as i64], linked_at)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
