@@ -232,3 +232,69 @@ fn racing_writers_get_answers_not_500s() {
     let total = gw.req("GET", &path).token(&token).send().expect(200);
     assert_eq!(total.header("x-total"), Some("56"));
 }
+
+#[test]
+fn the_database_and_its_wal_are_private_and_pragmas_are_as_documented() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    gw.req(
+        "GET",
+        &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+    )
+    .token(&seed.alice)
+    .send()
+    .expect(200);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = gw.db.as_os_str().to_owned();
+        path.push(suffix);
+        let mode = std::fs::metadata(&path)
+            .expect("file exists while serving")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{path:?}");
+    }
+    let store = keygate::store::Store::open(&gw.db).unwrap();
+    assert_eq!(store.pragma("journal_mode").unwrap(), "wal");
+    assert_eq!(store.pragma("synchronous").unwrap(), "2", "FULL");
+    assert_eq!(store.pragma("foreign_keys").unwrap(), "1");
+    assert_eq!(store.pragma("busy_timeout").unwrap(), "5000");
+}
+
+#[test]
+fn a_held_write_lock_gives_503_with_retry_after_never_500() {
+    let gw = Arc::new(Gateway::start());
+    let seed = gw.seed();
+    // Another process (an operator's sqlite3 shell, say) holds the write lock.
+    let blocker = rusqlite::Connection::open(&gw.db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let path = Arc::new(format!("/api/v4/projects/{}/deploy_keys", seed.widgets));
+    let token = Arc::new(seed.alice.clone());
+    let handles: Vec<_> = (0..12)
+        .map(|i| {
+            let (gw, path, token) = (gw.clone(), path.clone(), token.clone());
+            std::thread::spawn(move || {
+                let res = gw
+                    .req("POST", &path)
+                    .token(&token)
+                    .json(&json!({"title": "t", "key": fresh_key(&format!("b{i}"))}))
+                    .send();
+                (
+                    res.status,
+                    res.header("retry-after").map(str::to_string),
+                    res.body,
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    blocker.execute_batch("ROLLBACK").unwrap();
+    for (status, retry, body) in &results {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body, "{\"message\":\"503 Service Unavailable\"}");
+    }
+    // Readers were never blocked by the writer, and nothing was half-written.
+    let listed = gw.req("GET", &path).token(&token).send().expect(200);
+    assert_eq!(listed.header("x-total"), Some("0"));
+}

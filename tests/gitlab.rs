@@ -686,17 +686,225 @@ fn pagination_headers_and_links() {
         .send()
         .expect(400);
     assert_eq!(res.json(), json!({"error": "page is invalid"}));
-    // A token in the query is never copied into the links.
+    // Credentials in the query are never copied into the links; only list filters are.
+    for credential in ["private_token", "access_token"] {
+        let res = gw
+            .req(
+                "GET",
+                &format!(
+                    "{path}?{credential}={}&job_token=JOBSECRET&sudo=bob&id=x",
+                    seed.alice
+                ),
+            )
+            .send()
+            .expect(200);
+        let link = res.header("link").unwrap();
+        for leaked in [seed.alice.as_str(), credential, "JOBSECRET", "sudo", "id=x"] {
+            assert!(!link.contains(leaked), "{leaked} in {link}");
+        }
+    }
+    // Past the last page there is no previous page.
     let res = gw
-        .req("GET", &format!("{path}?private_token={}&id=x", seed.alice))
+        .req("GET", &format!("{path}?page=9"))
+        .token(&seed.alice)
+        .send();
+    assert_eq!(res.header("x-prev-page"), Some(""));
+    assert!(!res.header("link").unwrap().contains("rel=\"prev\""));
+}
+
+#[test]
+fn links_ignore_forwarding_headers_and_keep_list_filters() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    for i in 0..3 {
+        gw.req("POST", &format!("{V4}/deploy_keys"))
+            .token(&seed.root)
+            .json(&json!({"title": "t", "key": fresh_key(&format!("f{i}"))}))
+            .send()
+            .expect(201);
+    }
+    let res = gw
+        .req("GET", &format!("{V4}/deploy_keys?public=true&per_page=1"))
+        .token(&seed.root)
+        .header("X-Forwarded-Host", "evil.example")
+        .header("X-Forwarded-Proto", "https")
+        .header("Forwarded", "host=\"a>; rel=x\"")
         .send()
         .expect(200);
-    let link = res.header("link").unwrap();
-    assert!(
-        !link.contains(&seed.alice) && !link.contains("private_token"),
-        "{link}"
+    let next = links(res.header("link").unwrap())["next"].clone();
+    assert_eq!(
+        next,
+        format!("{}{V4}/deploy_keys?page=2&per_page=1&public=true", gw.url)
     );
-    assert!(link.contains("id=x"), "other parameters are kept: {link}");
+}
+
+#[test]
+fn errors_come_in_gitlab_order_auth_then_project_then_parameters() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let bad_body = json!({"title": ""});
+    // No or bad token: 401 whatever else is wrong.
+    for token in [None, Some("kgt_wrong")] {
+        let mut req = gw.req("POST", &keys_path("no%2Fsuch")).json(&bad_body);
+        if let Some(t) = token {
+            req = req.token(t);
+        }
+        req.send().expect(401);
+        let mut req = gw.req("GET", &format!("{}/abc?page=x", keys_path("no%2Fsuch")));
+        if let Some(t) = token {
+            req = req.token(t);
+        }
+        req.send().expect(401);
+    }
+    // A project the caller cannot see: 404 before the body is judged.
+    let res = gw
+        .req("POST", &keys_path(seed.secret))
+        .token(&seed.alice)
+        .json(&bad_body)
+        .send()
+        .expect(404);
+    assert_eq!(res.json(), json!({"message": "404 Project Not Found"}));
+    let res = gw
+        .req("POST", &keys_path(seed.secret))
+        .token(&seed.alice)
+        .json(&json!({"title": "t", "key": "garbage"}))
+        .send()
+        .expect(404);
+    assert_eq!(res.json(), json!({"message": "404 Project Not Found"}));
+    // A reporter: 403 before the body is judged; a non-admin on admin routes likewise.
+    gw.req("POST", &keys_path(seed.widgets))
+        .token(&seed.bob)
+        .json(&bad_body)
+        .send()
+        .expect(403);
+    gw.req("POST", &format!("{V4}/deploy_keys"))
+        .token(&seed.alice)
+        .json(&json!({}))
+        .send()
+        .expect(403);
+    gw.req("GET", &format!("{V4}/keys"))
+        .token(&seed.alice)
+        .send()
+        .expect(403);
+    // A read-only token on a write: 403 before anything else.
+    let res = gw
+        .req("PUT", &format!("{}/abc", keys_path("no%2Fsuch")))
+        .token(&seed.carol)
+        .json(&bad_body)
+        .send()
+        .expect(403);
+    assert_eq!(res.json()["error"], "insufficient_scope");
+    // Only then the parameters.
+    gw.req("POST", &keys_path(seed.widgets))
+        .token(&seed.alice)
+        .json(&bad_body)
+        .send()
+        .expect(400);
+}
+
+#[test]
+fn read_only_tokens_cannot_write_through_any_route() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let key = add(&gw, &seed.alice, seed.widgets, &fresh_key("ro"), false);
+    let id = key["id"].as_i64().unwrap();
+    let w = seed.widgets;
+    let c = seed.cli_repo;
+    let body = json!({"title": "t", "key": fresh_key("ro2"), "can_push": true});
+    let writes = [
+        ("POST", keys_path(w)),
+        ("PUT", format!("{}/{id}", keys_path(w))),
+        ("DELETE", format!("{}/{id}", keys_path(w))),
+        ("POST", format!("{}/{id}/enable", keys_path(c))),
+        ("POST", format!("{V4}/deploy_keys")),
+        ("POST", format!("/api/v3/projects/{w}/keys")),
+        ("DELETE", format!("/api/v3/projects/{w}/keys/{id}")),
+        (
+            "POST",
+            format!("/api/v3/projects/{c}/deploy_keys/{id}/enable"),
+        ),
+        (
+            "DELETE",
+            format!("/api/v3/projects/{w}/deploy_keys/{id}/disable"),
+        ),
+    ];
+    // carol maintains acme/widgets; give her the rest too, so only the scope can refuse her.
+    gw.cli(&[
+        "repo",
+        "grant",
+        "acme/tools/cli",
+        "carol",
+        "--role",
+        "maintainer",
+    ]);
+    let carol_admin = gw.cli(&["token", "add", "root", "--read-only"]);
+    for (method, path) in writes {
+        let token = if path.ends_with("/api/v4/deploy_keys") {
+            &carol_admin
+        } else {
+            &seed.carol
+        };
+        let res = gw.req(method, &path).token(token).json(&body).send();
+        assert_eq!(res.status, 403, "{method} {path}: {}", res.body);
+        assert_eq!(res.json()["error"], "insufficient_scope", "{method} {path}");
+    }
+    let after = gw
+        .req("GET", &format!("{}/{id}", keys_path(w)))
+        .token(&seed.alice)
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(after, key, "nothing changed");
+    assert_eq!(count(&gw, &seed.alice, c), 0);
+}
+
+#[test]
+fn reposting_an_existing_key_ignores_the_other_fields() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let key = fresh_key("again");
+    let first = add(&gw, &seed.alice, seed.widgets, &key, false);
+    let again = gw
+        .req("POST", &keys_path(seed.widgets))
+        .token(&seed.alice)
+        .json(&json!({"title": "", "key": key, "expires_at": "2001-01-01"}))
+        .send()
+        .expect(201)
+        .json();
+    assert_eq!(again, first);
+}
+
+#[test]
+fn a_key_on_a_maintained_repository_may_be_joined_by_another_maintainer() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    // carol adds a key to acme/widgets, which alice maintains too: alice may reuse it elsewhere.
+    let key = fresh_key("carols");
+    let carols_token = gw.cli(&["token", "add", "carol"]);
+    let first = add(&gw, &carols_token, seed.widgets, &key, false);
+    let joined = add(&gw, &seed.alice, seed.cli_repo, &key, true);
+    assert_eq!(joined["id"], first["id"]);
+    // A non-admin cannot retitle a public key, even when it is on one project only.
+    let public = gw
+        .req("POST", &format!("{V4}/deploy_keys"))
+        .token(&seed.root)
+        .json(&json!({"title": "fleet", "key": fresh_key("fleet")}))
+        .send()
+        .expect(201)
+        .json();
+    let pid = public["id"].as_i64().unwrap();
+    gw.req("POST", &format!("{}/{pid}/enable", keys_path(seed.widgets)))
+        .token(&seed.alice)
+        .send()
+        .expect(201);
+    let res = gw
+        .req("PUT", &format!("{}/{pid}", keys_path(seed.widgets)))
+        .token(&seed.alice)
+        .json(&json!({"title": "mine"}))
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(res["title"], "fleet");
 }
 
 #[test]

@@ -211,3 +211,64 @@ fn length_limit_and_trailing_garbage() {
     );
     assert_eq!(PublicKey::parse(&padded, &policy), Err(KeyError::Malformed));
 }
+
+#[test]
+fn options_field_follows_the_authorized_keys_grammar() {
+    let policy = KeyPolicy::default();
+    let real = PublicKey::parse(&read("ed25519.pub"), &policy).unwrap();
+    let decoy = PublicKey::parse(&read("ecdsa-256.pub"), &policy).unwrap();
+    // A type word and a key inside a quoted option are part of the option, not the key.
+    let line = format!(
+        "command=\"/bin/x {}\",no-pty {} real",
+        decoy.bare_text(),
+        real.bare_text()
+    );
+    let parsed = PublicKey::parse(&line, &policy).unwrap();
+    assert_eq!(parsed.sha256(), real.sha256());
+    assert_eq!(parsed.text(), format!("{} real", real.bare_text()));
+    // Escaped quotes do not end the option.
+    let line = format!("command=\"echo \\\" ssh-rsa x\" {}", real.bare_text());
+    assert_eq!(
+        PublicKey::parse(&line, &policy).unwrap().sha256(),
+        real.sha256()
+    );
+    // Only one options field: free words in front of the key are not options.
+    let line = format!("hello world {}", real.bare_text());
+    assert_eq!(PublicKey::parse(&line, &policy), Err(KeyError::Malformed));
+    // An unterminated quote never reaches a key.
+    let line = format!("command=\"oops {}", real.bare_text());
+    assert_eq!(PublicKey::parse(&line, &policy), Err(KeyError::Malformed));
+}
+
+#[test]
+fn whitespace_variants_and_odd_comments() {
+    let policy = KeyPolicy::default();
+    let real = PublicKey::parse(&read("ed25519.pub"), &policy).unwrap();
+    let (kind, b64) = real
+        .bare_text()
+        .split_once(' ')
+        .map(|(k, b)| (k.to_string(), b.to_string()))
+        .unwrap();
+    for line in [
+        format!("{kind}\t{b64}\tme@host\r\n"),
+        format!("  {kind} {b64}\r\n"),
+        format!("{kind}\u{a0}{b64}"),
+    ] {
+        assert_eq!(
+            PublicKey::parse(&line, &policy).unwrap().sha256(),
+            real.sha256(),
+            "{line:?}"
+        );
+    }
+    // Unpadded base64 is not the canonical form OpenSSH writes; it is refused, not guessed at.
+    let unpadded = format!("{kind} {}", b64.trim_end_matches('='));
+    if unpadded != real.bare_text() {
+        assert_eq!(
+            PublicKey::parse(&unpadded, &policy),
+            Err(KeyError::Malformed)
+        );
+    }
+    // A comment is kept as its first token, control characters and all, but never more.
+    let parsed = PublicKey::parse(&format!("{kind} {b64} a\u{7}b second"), &policy).unwrap();
+    assert_eq!(parsed.text(), format!("{kind} {b64} a\u{7}b"));
+}

@@ -104,12 +104,16 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Busy => Error::Busy,
-            StoreError::Unique(what) => Error::Conflict(match what.as_str() {
-                "deploy_keys.fingerprint_sha256" => Conflict::KeyTaken,
-                "key_links.repo_id, key_links.key_id" => Conflict::KeyOnRepository,
-                "users.username" => Conflict::UserExists,
-                _ => Conflict::RepositoryExists,
-            }),
+            StoreError::Unique(what) => match what.as_str() {
+                "deploy_keys.fingerprint_sha256" => Error::Conflict(Conflict::KeyTaken),
+                "key_links.repo_id, key_links.key_id" => Error::Conflict(Conflict::KeyOnRepository),
+                "users.username" => Error::Conflict(Conflict::UserExists),
+                "repositories.full_path" | "repositories.id" => {
+                    Error::Conflict(Conflict::RepositoryExists)
+                }
+                // Random values (token hashes, uuids, access keys) colliding is not the client's doing.
+                other => Error::Internal(format!("unexpected unique violation on {other}")),
+            },
             other => Error::Internal(other.to_string()),
         }
     }

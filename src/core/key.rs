@@ -73,16 +73,22 @@ impl PublicKey {
         if PRIVATE_MARKERS.iter().any(|m| input.contains(m)) {
             return Err(KeyError::Private);
         }
-        let tokens: Vec<&str> = input.split_whitespace().collect();
-        if tokens.is_empty() {
+        let text = input.trim();
+        if text.is_empty() {
             return Err(KeyError::Blank);
         }
-        let type_at = tokens
-            .iter()
-            .position(|t| type_word(t).is_some())
+        let first = text.split_whitespace().next().unwrap_or_default();
+        let key_part = if type_word(first).is_some() {
+            text
+        } else {
+            skip_options(text).ok_or(KeyError::Malformed)?
+        };
+        let tokens: Vec<&str> = key_part.split_whitespace().collect();
+        let kind = tokens
+            .first()
+            .and_then(|t| type_word(t))
             .ok_or(KeyError::Malformed)?;
-        let kind = type_word(tokens[type_at]).ok_or(KeyError::Malformed)?;
-        let rest = &tokens[type_at + 1..];
+        let rest = &tokens[1..];
         // Wrapped keys arrive as several base64 fragments: join them until the blob parses.
         let mut joined = String::new();
         for (used, fragment) in rest.iter().enumerate() {
@@ -143,6 +149,23 @@ impl PublicKey {
     pub fn sha256(&self) -> &str {
         &self.sha256
     }
+}
+
+/// What follows the options field of an `authorized_keys` line (`opt,opt="a b" type base64 …`):
+/// the field ends at the first blank outside double quotes, where `\"` does not close a quote.
+fn skip_options(line: &str) -> Option<&str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (at, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => return Some(line[at..].trim_start()),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The canonical spelling of a supported (or at least recognised) key type word.

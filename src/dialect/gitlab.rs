@@ -1,20 +1,22 @@
 //! The GitLab v4 deploy-key API (and the legacy v3 `keys` routes), as python-gitlab and gitbeaker expect it.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{iso_millis, parse_time};
 use crate::core::{
-    Conflict, Core, Denied, DeployKey, Error, KeyError, KeySubmission, KeyWithRepos, LinkedKey,
-    Missing, Principal, Problem, RepoRef, Repository, Reuse, UserRef,
+    Conflict, Core, Denied, DeployKey, Error, Gate, KeyError, KeySubmission, KeyWithRepos,
+    LinkedKey, Missing, Paged, Principal, Problem, RepoRef, Repository, Reuse, UserRef,
 };
 use crate::http::{self, BodyError, Pagination, Params, State, base_url, blocking, link_header};
 
 const OPENAPI: &str = include_str!("../../dialects/gitlab.yaml");
 const DEFAULT_PER_PAGE: u32 = 20;
+/// Query parameters a `Link` URL keeps besides `page` and `per_page`.
+const LINK_PARAMS: [&str; 1] = ["public"];
 const MAX_PER_PAGE: u32 = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -215,7 +217,7 @@ impl ResponseError for GlError {
                             if no_fingerprint {
                                 fields.push(("fingerprint_sha256", "cannot be generated".into()));
                             }
-                            return http_json(status, &model_error(*nested, fields));
+                            return super::json(status, &model_error(*nested, fields));
                         }
                         Problem::Blank => "can't be blank".to_string(),
                         Problem::TooLong { max } => {
@@ -251,17 +253,13 @@ impl ResponseError for GlError {
             GlError::BadFingerprint => json!({"message": "Failed to return the key"}),
             GlError::NoRoute => json!({"error": "404 Not Found"}),
         };
-        let mut res = http_json(status, &body);
+        let mut res = super::json(status, &body);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res
     }
-}
-
-fn http_json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse {
-    super::json(status, body)
 }
 
 type Reply = Result<HttpResponse, GlError>;
@@ -272,6 +270,16 @@ type Reply = Result<HttpResponse, GlError>;
 struct Call {
     params: Params,
     token: Option<String>,
+    /// Whether the route changes anything: a read-only token is refused before anything else.
+    write: bool,
+    request_id: String,
+}
+
+/// What a route needs beyond a valid token (owned, to cross into the blocking pool).
+enum Need {
+    Token,
+    Admin,
+    Manage(RepoRef),
 }
 
 impl Call {
@@ -299,7 +307,12 @@ impl Call {
             .or(bearer)
             .or_else(|| params.string("private_token").ok().flatten())
             .or_else(|| params.string("access_token").ok().flatten());
-        Ok(Call { params, token })
+        Ok(Call {
+            params,
+            token,
+            write: !matches!(*req.method(), Method::GET | Method::HEAD),
+            request_id: http::request_id(req),
+        })
     }
 
     fn query(req: &HttpRequest) -> Result<Call, GlError> {
@@ -370,20 +383,50 @@ impl Call {
         })
     }
 
-    /// Runs `op` on the blocking pool after authenticating, in one hop.
-    async fn run<T, F>(&self, state: &web::Data<State>, op: F) -> Result<T, GlError>
+    /// Authenticates, then either runs `op` with the parsed `args` or, when they did not parse,
+    /// reports that only after `need` holds: GitLab answers 401, then 403/404, then 400. One hop
+    /// to the blocking pool either way.
+    async fn run<A, T, F>(
+        &self,
+        state: &web::Data<State>,
+        need: Need,
+        args: Result<A, GlError>,
+        op: F,
+    ) -> Result<T, GlError>
     where
-        F: FnOnce(&Core, &Principal) -> Result<T, Error> + Send + 'static,
+        A: Send + 'static,
         T: Send + 'static,
+        F: FnOnce(&Core, &Principal, A) -> Result<T, Error> + Send + 'static,
     {
         let core = state.core.clone();
         let token = self.token.clone();
-        Ok(blocking(move || {
-            let token = token.ok_or(Error::Unauthorized)?;
-            let who = core.authenticate_token(&token)?;
-            op(&core, &who)
+        let write = self.write;
+        let outcome = blocking(move || {
+            let who = core.authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?)?;
+            Ok(match args {
+                Ok(args) => op(&core, &who, args).map_err(GlError::core),
+                Err(bad) => {
+                    let gate = match &need {
+                        Need::Token => Gate::Authenticated,
+                        Need::Admin => Gate::Admin,
+                        Need::Manage(repo) => Gate::Manage(repo),
+                    };
+                    core.preflight(&who, write, gate)
+                        .map_err(GlError::core)
+                        .and(Err(bad))
+                }
+            })
         })
-        .await?)
+        .await;
+        let result = outcome.unwrap_or_else(|err| Err(GlError::core(err)));
+        if let Err(GlError::Core {
+            err: Error::Internal(message),
+            ..
+        }) = &result
+        {
+            log::error!("request {}: {message}", self.request_id);
+        }
+        result
     }
 }
 
@@ -474,7 +517,8 @@ fn paged<T: Serialize>(
 ) -> HttpResponse {
     let last = page.total_pages(total);
     let mut rels: Vec<(&str, u64)> = Vec::with_capacity(4);
-    let prev = (page.page > 1).then(|| (page.page - 1).min(last));
+    // Past the last page there is no previous page either, as Kaminari has it.
+    let prev = (page.page > 1 && page.page <= last).then(|| page.page - 1);
     let next = (page.page < last).then_some(page.page + 1);
     if let Some(p) = prev {
         rels.push(("prev", p));
@@ -484,12 +528,13 @@ fn paged<T: Serialize>(
     }
     rels.push(("first", 1));
     rels.push(("last", last));
-    // Tokens may ride in the query; they are never copied into a URL we hand back.
+    // Only list filters are carried into the links: credentials (`private_token`, `job_token`, …)
+    // and `sudo` may ride in the query, and a URL handed back must never repeat them.
     let query: Vec<(String, String)> = call
         .params
         .text_pairs()
         .into_iter()
-        .filter(|(k, _)| k != "private_token" && k != "access_token")
+        .filter(|(k, _)| LINK_PARAMS.contains(&k.as_str()))
         .collect();
     let link = link_header(
         &base_url(req, state),
@@ -498,7 +543,7 @@ fn paged<T: Serialize>(
         page.per_page,
         &rels,
     );
-    let mut res = http_json(StatusCode::OK, items);
+    let mut res = super::json(StatusCode::OK, items);
     let headers = res.headers_mut();
     let mut set = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -521,6 +566,92 @@ fn paged<T: Serialize>(
     res
 }
 
+// ---------- operations shared by v4 and v3 ----------
+
+async fn op_list(
+    req: &HttpRequest,
+    state: &web::Data<State>,
+) -> Result<(Call, Pagination, Paged<LinkedKey>), GlError> {
+    let call = Call::query(req)?;
+    let repo = project_ref(req);
+    let (page, keys) = call
+        .run(
+            state,
+            Need::Manage(repo.clone()),
+            call.pagination(),
+            move |core, who, page| Ok((page, core.list_keys(who, &repo, page.window())?)),
+        )
+        .await?;
+    Ok((call, page, keys))
+}
+
+async fn op_get(req: &HttpRequest, state: &web::Data<State>) -> Result<LinkedKey, GlError> {
+    let call = Call::query(req)?;
+    let repo = project_ref(req);
+    call.run(
+        state,
+        Need::Manage(repo.clone()),
+        key_id(req),
+        move |core, who, id| core.get_key(who, &repo, id),
+    )
+    .await
+}
+
+async fn op_create(
+    req: &HttpRequest,
+    state: &web::Data<State>,
+    payload: web::Payload,
+) -> Result<LinkedKey, GlError> {
+    let call = Call::with_body(req, payload).await?;
+    let repo = project_ref(req);
+    let args = call.submission();
+    call.run(
+        state,
+        Need::Manage(repo.clone()),
+        args,
+        move |core, who, submission| {
+            core.add_key(who, &repo, &submission, Reuse::Join)
+                .map(|(linked, _)| linked)
+        },
+    )
+    .await
+}
+
+/// A JSON body on DELETE (gitbeaker sends `{}`) is read and ignored.
+async fn op_delete(
+    req: &HttpRequest,
+    state: &web::Data<State>,
+    payload: web::Payload,
+) -> Result<LinkedKey, GlError> {
+    let call = Call::with_body(req, payload).await?;
+    let repo = project_ref(req);
+    call.run(
+        state,
+        Need::Manage(repo.clone()),
+        key_id(req),
+        move |core, who, id| core.remove_key(who, &repo, id),
+    )
+    .await
+    .map_err(|e| e.key_missing(DEPLOY_KEY_NOT_FOUND))
+}
+
+async fn op_enable(
+    req: &HttpRequest,
+    state: &web::Data<State>,
+    payload: web::Payload,
+) -> Result<DeployKey, GlError> {
+    let call = Call::with_body(req, payload).await?;
+    let repo = project_ref(req);
+    call.run(
+        state,
+        Need::Manage(repo.clone()),
+        key_id(req),
+        move |core, who, id| core.enable_key(who, &repo, id),
+    )
+    .await
+    .map_err(|e| e.key_missing(DEPLOY_KEY_NOT_FOUND))
+}
+
 // ---------- v4 handlers ----------
 
 async fn openapi() -> HttpResponse {
@@ -535,14 +666,21 @@ async fn not_found() -> Reply {
 
 async fn project(req: HttpRequest, state: web::Data<State>) -> Reply {
     let repo_ref = project_ref(&req);
-    let repo = Call::query(&req)?
-        .run(&state, move |core, who| core.repository(who, &repo_ref))
+    let call = Call::query(&req)?;
+    let repo = call
+        .run(&state, Need::Token, Ok(()), move |core, who, ()| {
+            core.repository(who, &repo_ref)
+        })
         .await?;
     let base = base_url(&req, &state);
-    let host = base.split_once("://").map(|(_, h)| h).unwrap_or(&base);
-    let host = host.split(':').next().unwrap_or(host);
+    let authority = base.split_once("://").map(|(_, h)| h).unwrap_or(&base);
+    // Drop the port; `[v6]:port` keeps its brackets.
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if !port.contains(']') => h,
+        _ => authority,
+    };
     let ns = &repo.namespace;
-    Ok(http_json(
+    Ok(super::json(
         StatusCode::OK,
         &json!({
             "id": repo.id,
@@ -571,80 +709,53 @@ async fn project(req: HttpRequest, state: web::Data<State>) -> Reply {
 }
 
 async fn list(req: HttpRequest, state: web::Data<State>) -> Reply {
-    let call = Call::query(&req)?;
-    let page = call.pagination()?;
-    let repo = project_ref(&req);
-    let paged_keys = call
-        .run(&state, move |core, who| {
-            core.list_keys(who, &repo, page.window())
-        })
-        .await?;
-    let items: Vec<KeyBody> = paged_keys.items.iter().map(linked_body).collect();
-    Ok(paged(&req, &state, &call, page, paged_keys.total, &items))
+    let (call, page, keys) = op_list(&req, &state).await?;
+    let items: Vec<KeyBody> = keys.items.iter().map(linked_body).collect();
+    Ok(paged(&req, &state, &call, page, keys.total, &items))
 }
 
 async fn get(req: HttpRequest, state: web::Data<State>) -> Reply {
-    let (repo, id) = (project_ref(&req), key_id(&req)?);
-    let linked = Call::query(&req)?
-        .run(&state, move |core, who| core.get_key(who, &repo, id))
-        .await?;
-    Ok(http_json(StatusCode::OK, &linked_body(&linked)))
+    let linked = op_get(&req, &state).await?;
+    Ok(super::json(StatusCode::OK, &linked_body(&linked)))
 }
 
 async fn create(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
-    let call = Call::with_body(&req, payload).await?;
-    let repo = project_ref(&req);
-    // Parameter errors are answered before authentication only when there is a token to check;
-    // without one, 401 comes first as it does on GitLab.
-    if call.token.is_none() {
-        return Err(Error::Unauthorized.into());
-    }
-    let submission = call.submission()?;
-    let (linked, _) = call
-        .run(&state, move |core, who| {
-            core.add_key(who, &repo, &submission, Reuse::Join)
-        })
-        .await?;
-    Ok(http_json(StatusCode::CREATED, &linked_body(&linked)))
+    let linked = op_create(&req, &state, payload).await?;
+    Ok(super::json(StatusCode::CREATED, &linked_body(&linked)))
 }
 
 async fn update(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
     let call = Call::with_body(&req, payload).await?;
-    let (repo, id) = (project_ref(&req), key_id(&req)?);
-    if call.token.is_none() {
-        return Err(Error::Unauthorized.into());
-    }
-    let title = call.string("title")?;
-    let can_push = call.boolean("can_push")?;
-    if title.is_none() && can_push.is_none() {
-        return Err(GlError::AtLeastOne);
-    }
+    let repo = project_ref(&req);
+    let args = key_id(&req).and_then(|id| {
+        let title = call.string("title")?;
+        let can_push = call.boolean("can_push")?;
+        if title.is_none() && can_push.is_none() {
+            return Err(GlError::AtLeastOne);
+        }
+        Ok((id, title, can_push))
+    });
     let linked = call
-        .run(&state, move |core, who| {
-            core.update_key(who, &repo, id, title.as_deref(), can_push)
-        })
+        .run(
+            &state,
+            Need::Manage(repo.clone()),
+            args,
+            move |core, who, (id, title, can_push)| {
+                core.update_key(who, &repo, id, title.as_deref(), can_push)
+            },
+        )
         .await?;
-    Ok(http_json(StatusCode::OK, &linked_body(&linked)))
+    Ok(super::json(StatusCode::OK, &linked_body(&linked)))
 }
 
 async fn delete(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
-    // A JSON body on DELETE (gitbeaker sends `{}`) is read and ignored.
-    let call = Call::with_body(&req, payload).await?;
-    let (repo, id) = (project_ref(&req), key_id(&req)?);
-    call.run(&state, move |core, who| core.remove_key(who, &repo, id))
-        .await
-        .map_err(|e| e.key_missing(DEPLOY_KEY_NOT_FOUND))?;
+    op_delete(&req, &state, payload).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn enable(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
-    let call = Call::with_body(&req, payload).await?;
-    let (repo, id) = (project_ref(&req), key_id(&req)?);
-    let key = call
-        .run(&state, move |core, who| core.enable_key(who, &repo, id))
-        .await
-        .map_err(|e| e.key_missing(DEPLOY_KEY_NOT_FOUND))?;
-    Ok(http_json(StatusCode::CREATED, &key_body(&key, None)))
+    let key = op_enable(&req, &state, payload).await?;
+    Ok(super::json(StatusCode::CREATED, &key_body(&key, None)))
 }
 
 #[derive(Serialize)]
@@ -673,12 +784,18 @@ fn admin_body(item: &KeyWithRepos) -> AdminKeyBody<'_> {
 
 async fn admin_list(req: HttpRequest, state: web::Data<State>) -> Reply {
     let call = Call::query(&req)?;
-    let page = call.pagination()?;
-    let public_only = call.boolean("public")?.unwrap_or(false);
-    let all = call
-        .run(&state, move |core, who| {
-            core.all_keys(who, public_only, page.window())
-        })
+    let args = call
+        .pagination()
+        .and_then(|page| Ok((page, call.boolean("public")?.unwrap_or(false))));
+    let (page, all) = call
+        .run(
+            &state,
+            Need::Admin,
+            args,
+            |core, who, (page, public_only)| {
+                Ok((page, core.all_keys(who, public_only, page.window())?))
+            },
+        )
         .await?;
     let items: Vec<AdminKeyBody> = all.items.iter().map(admin_body).collect();
     Ok(paged(&req, &state, &call, page, all.total, &items))
@@ -686,35 +803,26 @@ async fn admin_list(req: HttpRequest, state: web::Data<State>) -> Reply {
 
 async fn admin_create(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
     let call = Call::with_body(&req, payload).await?;
-    if call.token.is_none() {
-        return Err(Error::Unauthorized.into());
-    }
-    let submission = call.submission()?;
+    let args = call.submission();
     let key = call
-        .run(&state, move |core, who| {
+        .run(&state, Need::Admin, args, |core, who, submission| {
             core.create_instance_key(who, &submission)
         })
         .await
         .map_err(GlError::top_level)?;
-    Ok(http_json(StatusCode::CREATED, &key_body(&key, None)))
+    Ok(super::json(StatusCode::CREATED, &key_body(&key, None)))
 }
 
 async fn key_by_fingerprint(req: HttpRequest, state: web::Data<State>) -> Reply {
     let call = Call::query(&req)?;
-    let Some(fingerprint) = call.string("fingerprint")? else {
-        if call.token.is_none() {
-            return Err(Error::Unauthorized.into());
-        }
-        return Err(GlError::Missing(vec!["fingerprint"]));
+    let args = match call.string("fingerprint") {
+        Ok(Some(fp)) if fingerprint_shaped(&fp) => Ok(fp),
+        Ok(Some(_)) => Err(GlError::BadFingerprint),
+        Ok(None) => Err(GlError::Missing(vec!["fingerprint"])),
+        Err(e) => Err(e),
     };
-    if !fingerprint_shaped(&fingerprint) {
-        if call.token.is_none() {
-            return Err(Error::Unauthorized.into());
-        }
-        return Err(GlError::BadFingerprint);
-    }
     let (key, owner, links) = call
-        .run(&state, move |core, who| {
+        .run(&state, Need::Admin, args, |core, who, fingerprint| {
             core.key_by_fingerprint(who, &fingerprint)
         })
         .await
@@ -742,7 +850,7 @@ async fn key_by_fingerprint(req: HttpRequest, state: web::Data<State>) -> Reply 
         );
         map.insert("deploy_keys_projects".into(), Value::Array(projects));
     }
-    Ok(http_json(StatusCode::OK, &body))
+    Ok(super::json(StatusCode::OK, &body))
 }
 
 /// `SHA256:` and 43 base64 characters, or 16 colon-separated hex pairs (optionally `MD5:`-prefixed).
@@ -762,7 +870,6 @@ fn fingerprint_shaped(fp: &str) -> bool {
 
 async fn user_keys(req: HttpRequest, state: web::Data<State>) -> Reply {
     let call = Call::query(&req)?;
-    let page = call.pagination()?;
     let raw = req.match_info().get("user").unwrap_or_default();
     let name = percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()
@@ -771,16 +878,19 @@ async fn user_keys(req: HttpRequest, state: web::Data<State>) -> Reply {
         Ok(id) => UserRef::Id(id),
         Err(_) => UserRef::Name(name),
     };
-    let keys = call
-        .run(&state, move |core, who| {
-            core.keys_of_user(who, &target, page.window())
-        })
+    let (page, keys) = call
+        .run(
+            &state,
+            Need::Token,
+            call.pagination(),
+            move |core, who, page| Ok((page, core.keys_of_user(who, &target, page.window())?)),
+        )
         .await?;
     let items: Vec<KeyBody> = keys.items.iter().map(|k| key_body(k, None)).collect();
     Ok(paged(&req, &state, &call, page, keys.total, &items))
 }
 
-// ---------- legacy v3 ----------
+// ---------- legacy v3: the same operations, the old short entity ----------
 
 #[derive(Serialize)]
 struct V3Key<'a> {
@@ -802,72 +912,33 @@ fn v3_body(key: &DeployKey, can_push: Option<bool>) -> V3Key<'_> {
     }
 }
 
+fn v3_linked(linked: &LinkedKey) -> V3Key<'_> {
+    v3_body(&linked.key, Some(linked.can_push))
+}
+
 async fn v3_list(req: HttpRequest, state: web::Data<State>) -> Reply {
-    let call = Call::query(&req)?;
-    let page = call.pagination()?;
-    let repo = project_ref(&req);
-    let keys = call
-        .run(&state, move |core, who| {
-            core.list_keys(who, &repo, page.window())
-        })
-        .await?;
-    let items: Vec<V3Key> = keys
-        .items
-        .iter()
-        .map(|l| v3_body(&l.key, Some(l.can_push)))
-        .collect();
+    let (call, page, keys) = op_list(&req, &state).await?;
+    let items: Vec<V3Key> = keys.items.iter().map(v3_linked).collect();
     Ok(paged(&req, &state, &call, page, keys.total, &items))
 }
 
 async fn v3_get(req: HttpRequest, state: web::Data<State>) -> Reply {
-    let (repo, id) = (project_ref(&req), key_id(&req)?);
-    let linked = Call::query(&req)?
-        .run(&state, move |core, who| core.get_key(who, &repo, id))
-        .await?;
-    Ok(http_json(
-        StatusCode::OK,
-        &v3_body(&linked.key, Some(linked.can_push)),
-    ))
+    let linked = op_get(&req, &state).await?;
+    Ok(super::json(StatusCode::OK, &v3_linked(&linked)))
 }
 
 async fn v3_create(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
-    let call = Call::with_body(&req, payload).await?;
-    if call.token.is_none() {
-        return Err(Error::Unauthorized.into());
-    }
-    let repo = project_ref(&req);
-    let submission = call.submission()?;
-    let (linked, _) = call
-        .run(&state, move |core, who| {
-            core.add_key(who, &repo, &submission, Reuse::Join)
-        })
-        .await?;
-    Ok(http_json(
-        StatusCode::CREATED,
-        &v3_body(&linked.key, Some(linked.can_push)),
-    ))
+    let linked = op_create(&req, &state, payload).await?;
+    Ok(super::json(StatusCode::CREATED, &v3_linked(&linked)))
 }
 
 /// v3 answered DELETE (and `disable`) with 200 and the key that was removed.
 async fn v3_delete(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
-    let call = Call::with_body(&req, payload).await?;
-    let (repo, id) = (project_ref(&req), key_id(&req)?);
-    let linked = call
-        .run(&state, move |core, who| core.remove_key(who, &repo, id))
-        .await
-        .map_err(|e| e.key_missing(DEPLOY_KEY_NOT_FOUND))?;
-    Ok(http_json(
-        StatusCode::OK,
-        &v3_body(&linked.key, Some(linked.can_push)),
-    ))
+    let linked = op_delete(&req, &state, payload).await?;
+    Ok(super::json(StatusCode::OK, &v3_linked(&linked)))
 }
 
 async fn v3_enable(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> Reply {
-    let call = Call::with_body(&req, payload).await?;
-    let (repo, id) = (project_ref(&req), key_id(&req)?);
-    let key = call
-        .run(&state, move |core, who| core.enable_key(who, &repo, id))
-        .await
-        .map_err(|e| e.key_missing(DEPLOY_KEY_NOT_FOUND))?;
-    Ok(http_json(StatusCode::CREATED, &v3_body(&key, None)))
+    let key = op_enable(&req, &state, payload).await?;
+    Ok(super::json(StatusCode::CREATED, &v3_body(&key, None)))
 }

@@ -1,5 +1,4 @@
-//! The HTTP server shared by every dialect: startup, request ids and logging, and the
-//! extractors every adapter needs (caller's base URL, query and body parsing, pagination).
+//! The HTTP server shared by every dialect: startup, request ids, logging, and the helpers every adapter needs.
 
 mod body;
 mod page;
@@ -115,13 +114,28 @@ pub fn request_id(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// `scheme://host[:port]` as the client sees this server, without a trailing slash.
+/// `scheme://host[:port]` as the client sees this server, without a trailing slash: `--public-url`
+/// when set, else `http://` and the request's Host header. Forwarding headers (`X-Forwarded-Host`,
+/// `Forwarded`) are ignored on purpose: any client can send them, and these URLs are followed by
+/// clients with their credentials. Behind a proxy, set `--public-url`.
 pub fn base_url(req: &HttpRequest, state: &State) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(is_host_byte))
+        .map(str::to_string)
+        .unwrap_or_else(|| req.app_config().host().to_string());
+    format!("http://{host}")
+}
+
+/// Letters, digits and the punctuation of `host`, `host:port` and `[v6]:port`; nothing that could
+/// end a URL or a `Link` entry.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
 }
 
 /// Runs blocking core work (SQLite) off the async workers.

@@ -32,10 +32,19 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("connection pool error: {0}")]
-    Pool(#[from] r2d2::Error),
+    /// The pool could not open its connections at start (a missing directory, not a database, …).
+    #[error("cannot open the database: {0}")]
+    Pool(r2d2::Error),
     #[error("cannot open database: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(err: r2d2::Error) -> Self {
+        // r2d2 reports only timeouts here (connection errors surface through SQLite itself).
+        log::warn!("no database connection free in time: {err}");
+        StoreError::Busy
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -77,6 +86,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Before SQLite touches anything: it gives the -wal and -shm files the database file's mode.
+        create_private(path)?;
         let manager = SqliteConnectionManager::file(path).with_init(|conn| {
             // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
             // acknowledged revocation must never come back. See docs/operations.md.
@@ -87,25 +98,38 @@ impl Store {
         });
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
-            .connection_timeout(Duration::from_secs(30))
-            .build(manager)?;
+            // A request that cannot get a connection in time is answered "busy" (503), like one
+            // that cannot get the write lock.
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)
+            .map_err(StoreError::Pool)?;
         let store = Store { pool };
         {
-            let mut conn = store.pool.get()?;
+            let mut conn = store.pool.get().map_err(StoreError::Pool)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             migrate(&mut conn)?;
         }
-        restrict_permissions(path);
         Ok(store)
     }
 
-    /// Runs `f` on a pooled connection outside any explicit transaction (one consistent read each statement).
+    /// A PRAGMA's value as a pooled connection sees it (for tests and diagnostics).
+    pub fn pragma(&self, name: &str) -> Result<String, StoreError> {
+        let conn = self.pool.get()?;
+        Ok(conn
+            .pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0))
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })?)
+    }
+
+    /// Runs `f` on a pooled connection in a read transaction, so all its statements see one snapshot.
     pub fn read<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
         let mut conn = self.pool.get().map_err(StoreError::from)?;
-        // A deferred transaction gives multi-statement reads (a page and its count) one snapshot.
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
@@ -146,15 +170,34 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates the database file readable by its owner only, and tightens an existing one and its
+/// WAL files: they hold token hashes and CodeArts secret keys.
 #[cfg(unix)]
-fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    // Best effort: the file holds token hashes and, for CodeArts, secret keys.
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        if std::fs::metadata(&file).is_ok() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn restrict_permissions(_path: &Path) {}
+fn create_private(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(|_| ())
+}
 
 /// Milliseconds since the Unix epoch, the unit of every stored time.
 pub fn now_ms() -> i64 {
