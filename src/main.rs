@@ -36,6 +36,12 @@ enum Command {
     /// Manage repositories and who may manage their deploy keys.
     #[command(subcommand)]
     Repo(RepoCmd),
+    /// Manage CodeArts access keys (AK/SK pairs that sign SDK requests).
+    #[command(subcommand)]
+    AccessKey(AccessKeyCmd),
+    /// List groups (namespaces): their CodeArts group and project ids.
+    #[command(subcommand)]
+    Group(GroupCmd),
 }
 
 #[derive(Args)]
@@ -110,6 +116,36 @@ enum RepoCmd {
     },
     /// Take a user's role on a repository away.
     Revoke { path: String, user: String },
+    /// Declare which repositories are a repository's submodules (for CodeArts key sync).
+    #[command(subcommand)]
+    Submodule(SubmoduleCmd),
+}
+
+#[derive(Subcommand)]
+enum SubmoduleCmd {
+    /// Make CHILD a submodule of PARENT (both paths); adding it twice changes nothing.
+    Add { parent: String, child: String },
+    /// Stop treating CHILD as a submodule of PARENT; keys already synced stay on CHILD.
+    Remove { parent: String, child: String },
+    /// List PARENT's submodules: `id path`, one per line.
+    List { parent: String },
+}
+
+#[derive(Subcommand)]
+enum AccessKeyCmd {
+    /// Create an access key for USER and print `AK SK` (the SK is shown only this once).
+    Add { user: String },
+    /// List USER's access keys, one AK per line (never the SK).
+    List { user: String },
+    /// Delete an access key; requests signed with it fail from then on.
+    Revoke { access_key: String },
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// List namespaces: `group_id project_id path`, one per line; project_id is the 32-hex id of a
+    /// top-level namespace (a CodeArts project) and `-` for subgroups.
+    List,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -198,6 +234,46 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
             core.grant(&path, &user, role).map(|_| None)
         }
         Command::Repo(RepoCmd::Revoke { path, user }) => core.revoke(&path, &user).map(|_| None),
+        Command::Repo(RepoCmd::Submodule(SubmoduleCmd::Add { parent, child })) => {
+            return core
+                .add_submodule(&parent, &child)
+                .map(|_| None)
+                .map_err(|e| match e {
+                    Error::Invalid { .. } => "a repository cannot be its own submodule".into(),
+                    other => describe(other),
+                });
+        }
+        Command::Repo(RepoCmd::Submodule(SubmoduleCmd::Remove { parent, child })) => {
+            core.remove_submodule(&parent, &child).map(|_| None)
+        }
+        Command::Repo(RepoCmd::Submodule(SubmoduleCmd::List { parent })) => core
+            .submodules(&parent)
+            .map(|repos| lines(repos.iter().map(|r| format!("{} {}", r.id, r.full_path)))),
+        Command::AccessKey(AccessKeyCmd::Add { user }) => core
+            .add_access_key(&user)
+            .map(|(ak, sk)| Some(format!("{ak} {sk}"))),
+        Command::AccessKey(AccessKeyCmd::List { user }) => {
+            core.access_keys(&user).map(|aks| lines(aks.into_iter()))
+        }
+        Command::AccessKey(AccessKeyCmd::Revoke { access_key }) => {
+            return core
+                .revoke_access_key(&access_key)
+                .map(|_| None)
+                .map_err(|e| match e {
+                    Error::NotFound(_) => "no such access key".into(),
+                    other => describe(other),
+                });
+        }
+        Command::Group(GroupCmd::List) => core.namespaces().map(|namespaces| {
+            lines(namespaces.iter().map(|ns| {
+                let project = if ns.parent_id.is_none() {
+                    ns.uuid.as_str()
+                } else {
+                    "-"
+                };
+                format!("{} {project} {}", ns.id, ns.full_path)
+            }))
+        }),
     };
     out.map_err(describe)
 }

@@ -121,7 +121,10 @@ mod tests {
     fn random_strings_have_the_shape_asked_for() {
         let ak = random_string(AK_ALPHABET, AK_LEN);
         assert_eq!(ak.len(), 20);
-        assert!(ak.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert!(
+            ak.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        );
         let sk = random_string(SK_ALPHABET, SK_LEN);
         assert_eq!(sk.len(), 40);
         assert!(sk.bytes().all(|b| b.is_ascii_alphanumeric()));

@@ -1,9 +1,9 @@
 //! Groups, CodeArts projects and submodules: deploy-key rules that span more than one repository.
 
 use super::{
-    Added, Core, DeployKey, Denied, Error, Field, KeySubmission, LinkedKey, Missing, Namespace,
-    Paged, Principal, Problem, PublicKey, RepoRef, Repository, Result, Reuse, Window,
-    managed_repo, require_write,
+    Added, Core, Denied, DeployKey, Error, Field, KeySubmission, LinkedKey, Missing, Namespace,
+    Paged, Principal, Problem, PublicKey, RepoRef, Repository, Result, Reuse, Window, managed_repo,
+    require_write,
 };
 use crate::store::Db;
 
@@ -23,7 +23,11 @@ impl Core {
             // A second transaction, because add_key owns its own. If this one fails the key is
             // attached without its label, which changes no one's access.
             self.store.write(|db| {
-                Ok::<_, Error>(db.set_link_application(linked.repo_id, linked.key.id, application)?)
+                Ok::<_, Error>(db.set_link_application(
+                    linked.repo_id,
+                    linked.key.id,
+                    application,
+                )?)
             })?;
         }
         Ok((linked, added))
@@ -31,9 +35,10 @@ impl Core {
 
     /// Whether this exact key (by SHA256 fingerprint) is a deploy key of the repository.
     pub fn repo_has_key(&self, who: &Principal, repo: &RepoRef, key_text: &str) -> Result<bool> {
-        let parsed = PublicKey::parse(key_text, &self.policy)?;
         self.store.read(|db| {
+            // Who may ask comes first: a stranger learns nothing about the key from the answer.
             let repo = managed_repo(db, who, repo)?;
+            let parsed = PublicKey::parse(key_text, &self.policy)?;
             Ok(match db.key_by_sha256(parsed.sha256())? {
                 Some(key) => db.linked_key(repo.id, key.id)?.is_some(),
                 None => false,
@@ -73,10 +78,10 @@ impl Core {
     /// Whether this exact key is a deploy key of any repository in the namespace or its
     /// subgroups that the caller manages.
     pub fn group_has_key(&self, who: &Principal, group_id: i64, key_text: &str) -> Result<bool> {
-        let parsed = PublicKey::parse(key_text, &self.policy)?;
         self.store.read(|db| {
             let namespace = db.namespace_by_id(group_id)?;
             let (namespace, viewer) = managed_namespace(db, who, namespace)?;
+            let parsed = PublicKey::parse(key_text, &self.policy)?;
             Ok(match db.key_by_sha256(parsed.sha256())? {
                 Some(key) => db.namespace_has_key(namespace.id, viewer, key.id)?,
                 None => false,

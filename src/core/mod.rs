@@ -56,12 +56,24 @@ pub enum Reuse {
 }
 
 /// A deploy key as a client submits it, before parsing.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KeySubmission {
     pub title: String,
     pub key: String,
     pub can_push: bool,
     pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for KeySubmission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key text may be a private key pasted by mistake: never print it.
+        f.debug_struct("KeySubmission")
+            .field("title", &self.title)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("can_push", &self.can_push)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,18 +164,20 @@ impl Core {
         reuse: Reuse,
     ) -> Result<(LinkedKey, Added)> {
         require_write(who)?;
-        let parsed = self.check_submission(submission)?;
-        let text = parsed.text();
         self.store.write(|db| {
+            // Who may, before what: a stranger learns nothing about the key from the answer.
             let repo = managed_repo(db, who, repo)?;
+            let parsed = PublicKey::parse(&submission.key, &self.policy)?;
             let added = match db.key_by_sha256(parsed.sha256())? {
                 Some(_) if reuse == Reuse::Exclusive => {
                     return Err(Error::Conflict(Conflict::KeyInUse));
                 }
+                // Already here: returned as it is, and what else was sent does not matter.
                 Some(existing) if db.linked_key(repo.id, existing.id)?.is_some() => {
                     (existing.id, Added::Existing)
                 }
                 Some(existing) => {
+                    check_details(submission)?;
                     if !who.user.admin && !db.key_accessible(existing.id, who.user.id)? {
                         return Err(Error::Conflict(Conflict::KeyTaken));
                     }
@@ -171,13 +185,10 @@ impl Core {
                     (existing.id, Added::Joined)
                 }
                 None => {
-                    let id = db.insert_key(&new_key(
-                        &parsed,
-                        &text,
-                        submission,
-                        false,
-                        Some(who.user.id),
-                    ))?;
+                    check_details(submission)?;
+                    let text = parsed.text();
+                    let new = new_key(&parsed, &text, submission, false, Some(who.user.id));
+                    let id = db.insert_key(&new)?;
                     db.insert_link(repo.id, id, submission.can_push, Some(who.user.id))?;
                     (id, Added::Created)
                 }
@@ -200,9 +211,6 @@ impl Core {
         can_push: Option<bool>,
     ) -> Result<LinkedKey> {
         require_write(who)?;
-        if let Some(title) = title {
-            check_title(title)?;
-        }
         self.store.write(|db| {
             let repo = managed_repo(db, who, repo)?;
             let linked = db
@@ -214,6 +222,7 @@ impl Core {
             if let Some(title) = title {
                 let sole_user = !linked.key.public && db.link_count(key_id)? == 1;
                 if who.user.admin || sole_user {
+                    check_title(title)?;
                     db.update_key_title(key_id, title)?;
                 }
             }
@@ -351,12 +360,35 @@ impl Core {
 
     fn check_submission(&self, submission: &KeySubmission) -> Result<PublicKey> {
         let parsed = PublicKey::parse(&submission.key, &self.policy)?;
-        check_title(&submission.title)?;
-        if submission.expires_at.is_some_and(|at| at <= now_ms()) {
-            return Err(Error::invalid(Field::Key, Problem::Expired));
-        }
+        check_details(submission)?;
         Ok(parsed)
     }
+
+    /// What must hold before a request's parameters are judged, checked in the order GitLab and
+    /// GitHub answer: a read-only token on a write (403), then the repository (404) and the right to
+    /// manage its keys (403), or admin rights. Lets an adapter report a bad parameter only to a
+    /// caller who could have made the call.
+    pub fn preflight(&self, who: &Principal, write: bool, gate: Gate<'_>) -> Result<()> {
+        if write {
+            require_write(who)?;
+        }
+        match gate {
+            Gate::Authenticated => Ok(()),
+            Gate::Admin => require_admin(who),
+            Gate::Manage(repo) => self
+                .store
+                .read(|db| managed_repo(db, who, repo).map(|_| ())),
+        }
+    }
+}
+
+/// What a request needs beyond a valid token, for `Core::preflight`.
+#[derive(Debug, Clone, Copy)]
+pub enum Gate<'a> {
+    Authenticated,
+    Admin,
+    /// The right to manage this repository's deploy keys.
+    Manage(&'a RepoRef),
 }
 
 /// How a client names a user: by numeric id or by username.
@@ -384,6 +416,15 @@ fn new_key<'a>(
         owner_id,
         expires_at: submission.expires_at,
     }
+}
+
+/// The title and expiry of a key about to be created or attached.
+fn check_details(submission: &KeySubmission) -> Result<()> {
+    check_title(&submission.title)?;
+    if submission.expires_at.is_some_and(|at| at <= now_ms()) {
+        return Err(Error::invalid(Field::Key, Problem::Expired));
+    }
+    Ok(())
 }
 
 fn check_title(title: &str) -> Result<()> {
