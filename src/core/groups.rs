@@ -18,19 +18,15 @@ impl Core {
         submission: &KeySubmission,
         application: &str,
     ) -> Result<(LinkedKey, Added)> {
-        let (linked, added) = self.add_key(who, repo, submission, Reuse::Join)?;
-        if added != Added::Existing {
-            // A second transaction, because add_key owns its own. If this one fails the key is
-            // attached without its label, which changes no one's access.
-            self.store.write(|db| {
-                Ok::<_, Error>(db.set_link_application(
-                    linked.repo_id,
-                    linked.key.id,
-                    application,
-                )?)
-            })?;
-        }
-        Ok((linked, added))
+        require_write(who)?;
+        // One transaction: the label is never missing from a link that was acknowledged.
+        self.store.write(|db| {
+            let (linked, added) = self.add_key_in(db, who, repo, submission, Reuse::Join)?;
+            if added != Added::Existing {
+                db.set_link_application(linked.repo_id, linked.key.id, application)?;
+            }
+            Ok((linked, added))
+        })
     }
 
     /// Whether this exact key (by SHA256 fingerprint) is a deploy key of the repository.

@@ -164,40 +164,52 @@ impl Core {
         reuse: Reuse,
     ) -> Result<(LinkedKey, Added)> {
         require_write(who)?;
-        self.store.write(|db| {
-            // Who may, before what: a stranger learns nothing about the key from the answer.
-            let repo = managed_repo(db, who, repo)?;
-            let parsed = PublicKey::parse(&submission.key, &self.policy)?;
-            let added = match db.key_by_sha256(parsed.sha256())? {
-                Some(_) if reuse == Reuse::Exclusive => {
-                    return Err(Error::Conflict(Conflict::KeyInUse));
+        self.store
+            .write(|db| self.add_key_in(db, who, repo, submission, reuse))
+    }
+
+    /// The body of `add_key`, inside a write transaction the caller owns (so a dialect can store
+    /// more with the same link, all or nothing).
+    fn add_key_in(
+        &self,
+        db: &Db,
+        who: &Principal,
+        repo: &RepoRef,
+        submission: &KeySubmission,
+        reuse: Reuse,
+    ) -> Result<(LinkedKey, Added)> {
+        // Who may, before what: a stranger learns nothing about the key from the answer.
+        let repo = managed_repo(db, who, repo)?;
+        let parsed = PublicKey::parse(&submission.key, &self.policy)?;
+        let added = match db.key_by_sha256(parsed.sha256())? {
+            Some(_) if reuse == Reuse::Exclusive => {
+                return Err(Error::Conflict(Conflict::KeyInUse));
+            }
+            // Already here: returned as it is, and what else was sent does not matter.
+            Some(existing) if db.linked_key(repo.id, existing.id)?.is_some() => {
+                (existing.id, Added::Existing)
+            }
+            Some(existing) => {
+                check_details(submission)?;
+                if !who.user.admin && !db.key_accessible(existing.id, who.user.id)? {
+                    return Err(Error::Conflict(Conflict::KeyTaken));
                 }
-                // Already here: returned as it is, and what else was sent does not matter.
-                Some(existing) if db.linked_key(repo.id, existing.id)?.is_some() => {
-                    (existing.id, Added::Existing)
-                }
-                Some(existing) => {
-                    check_details(submission)?;
-                    if !who.user.admin && !db.key_accessible(existing.id, who.user.id)? {
-                        return Err(Error::Conflict(Conflict::KeyTaken));
-                    }
-                    db.insert_link(repo.id, existing.id, submission.can_push, Some(who.user.id))?;
-                    (existing.id, Added::Joined)
-                }
-                None => {
-                    check_details(submission)?;
-                    let text = parsed.text();
-                    let new = new_key(&parsed, &text, submission, false, Some(who.user.id));
-                    let id = db.insert_key(&new)?;
-                    db.insert_link(repo.id, id, submission.can_push, Some(who.user.id))?;
-                    (id, Added::Created)
-                }
-            };
-            let linked = db
-                .linked_key(repo.id, added.0)?
-                .ok_or_else(|| Error::Internal("link vanished inside its transaction".into()))?;
-            Ok((linked, added.1))
-        })
+                db.insert_link(repo.id, existing.id, submission.can_push, Some(who.user.id))?;
+                (existing.id, Added::Joined)
+            }
+            None => {
+                check_details(submission)?;
+                let text = parsed.text();
+                let new = new_key(&parsed, &text, submission, false, Some(who.user.id));
+                let id = db.insert_key(&new)?;
+                db.insert_link(repo.id, id, submission.can_push, Some(who.user.id))?;
+                (id, Added::Created)
+            }
+        };
+        let linked = db
+            .linked_key(repo.id, added.0)?
+            .ok_or_else(|| Error::Internal("link vanished inside its transaction".into()))?;
+        Ok((linked, added.1))
     }
 
     /// Changes a key's push permission on this repository and, where the caller owns the key
