@@ -5,21 +5,15 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{Contract, Gateway, Req, Resp, Seed, fixture, fresh_key};
-use keygate::auth::aksk::{self, SignedRequest};
+use common::{
+    Contract, Creds, Gateway, Resp, Seed, access_key, authorization, fixture, fresh_key, sdk_date,
+    signed, signed_at,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::macros::format_description;
 
 /// The fixture ed25519 key and its MD5 as `ssh-keygen -E md5 -l` prints it (fixtures/keys/manifest.tsv).
 const ED25519_MD5: &str = "3f:69:09:24:c8:53:ef:ec:e1:4f:9c:1e:34:0f:23:c1";
-
-/// An AK/SK pair as `keygate access-key add` prints it.
-#[derive(Clone)]
-struct Creds {
-    ak: String,
-    sk: String,
-}
 
 /// The seeded cast plus an access key for each user.
 struct World {
@@ -29,15 +23,6 @@ struct World {
     alice: Creds,
     bob: Creds,
     contract: Contract,
-}
-
-fn access_key(gw: &Gateway, user: &str) -> Creds {
-    let line = gw.cli(&["access-key", "add", user]);
-    let (ak, sk) = line.split_once(' ').expect("`AK SK`");
-    Creds {
-        ak: ak.into(),
-        sk: sk.into(),
-    }
 }
 
 fn world() -> World {
@@ -51,80 +36,6 @@ fn world() -> World {
         gw,
         contract: Contract::load("codearts.yaml"),
     }
-}
-
-fn sdk_date(at: OffsetDateTime) -> String {
-    at.format(format_description!(
-        "[year][month][day]T[hour][minute][second]Z"
-    ))
-    .unwrap()
-}
-
-/// The `Authorization` value huaweicloudsdkcore's Signer puts on a request: `Content-Type`,
-/// `Host` and `X-Sdk-Date` signed, the body hashed, made with keygate's own primitives.
-fn authorization(
-    gw: &Gateway,
-    creds: &Creds,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    date: &str,
-) -> String {
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    let host = gw.url.trim_start_matches("http://");
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Host", host),
-        ("X-Sdk-Date", date),
-    ];
-    let request = SignedRequest {
-        method,
-        raw_path,
-        raw_query,
-        headers: &headers,
-        body,
-    };
-    let names = ["content-type", "host", "x-sdk-date"];
-    let canonical = aksk::canonical_request(&request, &names).unwrap();
-    let signature = aksk::sign(creds.sk.as_bytes(), &aksk::string_to_sign(date, &canonical));
-    format!(
-        "SDK-HMAC-SHA256 Access={}, SignedHeaders={}, Signature={signature}",
-        creds.ak,
-        names.join(";")
-    )
-}
-
-/// A request signed as the SDK signs it, dated `date`.
-fn signed_at(
-    gw: &Gateway,
-    creds: &Creds,
-    method: &str,
-    path: &str,
-    body: Option<Vec<u8>>,
-    date: &str,
-) -> Req {
-    let body = body.unwrap_or_default();
-    let req = gw.req(method, path).header("X-Sdk-Date", date).header(
-        "Authorization",
-        &authorization(gw, creds, method, path, &body, date),
-    );
-    if body.is_empty() {
-        req.header("Content-Type", "application/json")
-    } else {
-        req.raw_body("application/json", body)
-    }
-}
-
-fn signed(gw: &Gateway, creds: &Creds, method: &str, path: &str, body: Option<&Value>) -> Req {
-    let body = body.map(|b| serde_json::to_vec(b).unwrap());
-    signed_at(
-        gw,
-        creds,
-        method,
-        path,
-        body,
-        &sdk_date(OffsetDateTime::now_utc()),
-    )
 }
 
 fn add_body(title: &str, key: &str, can_push: bool) -> Value {
