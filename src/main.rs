@@ -292,7 +292,7 @@ fn describe(err: Error) -> String {
         Error::NotFound(Missing::Token) => "no such token".into(),
         Error::Conflict(Conflict::UserExists) => "that user already exists".into(),
         Error::Conflict(Conflict::RepositoryExists) => "that repository path or id is taken".into(),
-        Error::Invalid { field, problem } => format!("invalid {}: {problem:?}", field.as_str()),
+        Error::Invalid { field, problem } => format!("invalid {}: it {problem}", field.as_str()),
         Error::Busy => "the database is busy; try again".into(),
         other => other.to_string(),
     }

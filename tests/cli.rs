@@ -104,11 +104,11 @@ fn repositories_ids_paths_and_errors() {
         ),
         (
             vec!["repo", "add", "lonely"],
-            "keygate: invalid path: Format(\"namespace/name\")",
+            "keygate: invalid path: it must be namespace/name",
         ),
         (
             vec!["repo", "add", "a/b", "--id", "0"],
-            "keygate: invalid id: Format(\"an integer from 1 to 2147483647\")",
+            "keygate: invalid id: it must be an integer from 1 to 2147483647",
         ),
         (
             vec![

@@ -61,6 +61,18 @@ pub enum Problem {
     Format(&'static str),
 }
 
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Blank => f.write_str("must not be blank"),
+            Problem::TooLong { max } => write!(f, "is too long (at most {max} characters)"),
+            Problem::Key(err) => write!(f, "{err}"),
+            Problem::Expired => f.write_str("has expired"),
+            Problem::Format(what) => write!(f, "must be {what}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
     /// The key exists already and the caller may not reuse it (GitLab's "has already been taken").
@@ -83,7 +95,7 @@ pub enum Error {
     Forbidden(Denied),
     #[error("the token is read-only")]
     InsufficientScope,
-    #[error("{}: {problem:?}", field.as_str())]
+    #[error("{} {problem}", field.as_str())]
     Invalid { field: Field, problem: Problem },
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
