@@ -5,4 +5,5 @@ pub mod config;
 pub mod core;
 pub mod dialect;
 pub mod http;
+pub mod server;
 pub mod store;

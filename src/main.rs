@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use keygate::config::Settings;
 use keygate::core::{Core, Error, KeyPolicy, Role, Scope};
-use keygate::http::Application;
+use keygate::server::Application;
 use keygate::store::Store;
 
 #[derive(Parser)]

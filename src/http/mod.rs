@@ -1,4 +1,4 @@
-//! The HTTP server shared by every dialect: startup, request ids, logging, and the helpers every adapter needs.
+//! What every dialect shares over HTTP: handler state, request ids and logging, parsing, paging, base URLs.
 
 mod body;
 mod page;
@@ -6,19 +6,15 @@ mod page;
 pub use body::{BodyError, Params, read_body};
 pub use page::{Pagination, link_header};
 
-use std::net::TcpListener;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{Next, NormalizePath, TrailingSlash, from_fn};
-use actix_web::{App, HttpMessage, HttpRequest, HttpServer, web};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, web};
 
-use crate::config::Settings;
 use crate::core::{Core, Error};
-use crate::dialect;
-use crate::store::Store;
 
 /// What every handler can reach.
 pub struct State {
@@ -30,59 +26,9 @@ pub struct State {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-pub struct Application {
-    port: u16,
-    server: Server,
-}
-
-impl Application {
-    /// Opens the store, binds the listener and builds the server; `run` then serves until stopped.
-    pub fn build(settings: Settings) -> std::io::Result<Application> {
-        let store = Store::open(&settings.db).map_err(std::io::Error::other)?;
-        let core = Core::new(store, settings.policy.clone());
-        let listener = TcpListener::bind(&settings.listen)?;
-        let port = listener.local_addr()?.port();
-        let state = web::Data::new(State {
-            core,
-            public_url: settings
-                .public_url
-                .as_deref()
-                .map(|u| u.trim_end_matches('/').to_string()),
-        });
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
-                .wrap(from_fn(request_log))
-                .configure(dialect::configure)
-        })
-        .listen(listener)?;
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
-        }
-        Ok(Application {
-            port,
-            server: server.run(),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serves until SIGINT/SIGTERM (actix stops gracefully on both) or the handle stops it.
-    pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
-    }
-
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
-    }
-}
-
 /// Gives every request an id and logs one line for it: method, path (never the query, where
 /// tokens may travel), status, latency and id.
-async fn request_log(
+pub async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

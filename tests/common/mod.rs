@@ -12,7 +12,7 @@ use base64::Engine;
 use keygate::auth::aksk::{self, SignedRequest};
 use keygate::config::Settings;
 use keygate::core::KeyPolicy;
-use keygate::http::Application;
+use keygate::server::Application;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::format_description;
