@@ -1,8 +1,6 @@
 //! Operator actions behind the admin CLI: users, tokens, repositories and membership.
 
-use super::{
-    Conflict, Core, Error, Field, Missing, Problem, Repository, Result, Role, Scope, Token, User,
-};
+use super::{Core, Error, Field, Missing, Problem, Repository, Result, Role, Scope, Token, User};
 use crate::auth;
 
 /// Longest repository or namespace path accepted, in characters.
@@ -11,12 +9,7 @@ const MAX_PATH_CHARS: usize = 1024;
 impl Core {
     pub fn add_user(&self, username: &str, admin: bool) -> Result<i64> {
         check_name(username, Field::Username)?;
-        self.store
-            .write(|db| Ok(db.insert_user(username, admin)?))
-            .map_err(|e| match e {
-                Error::Conflict(_) => Error::Conflict(Conflict::UserExists),
-                other => other,
-            })
+        self.store.write(|db| Ok(db.insert_user(username, admin)?))
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
@@ -90,26 +83,21 @@ impl Core {
             ));
         }
         let (name, namespaces) = segments.split_last().expect("at least two segments");
-        self.store
-            .write(|db| {
-                let mut parent: Option<i64> = None;
-                for depth in 0..namespaces.len() {
-                    let full = namespaces[..=depth].join("/");
-                    parent = Some(match db.namespace_by_path(&full)? {
-                        Some(ns) => ns.id,
-                        None => {
-                            let uuid = hex::encode(auth::random_bytes::<16>());
-                            db.insert_namespace(parent, namespaces[depth], &full, &uuid)?
-                        }
-                    });
-                }
-                let namespace_id = parent.expect("at least one namespace");
-                Ok(db.insert_repo(id, namespace_id, name, &segments.join("/"))?)
-            })
-            .map_err(|e| match e {
-                Error::Conflict(_) => Error::Conflict(Conflict::RepositoryExists),
-                other => other,
-            })
+        self.store.write(|db| {
+            let mut parent: Option<i64> = None;
+            for depth in 0..namespaces.len() {
+                let full = namespaces[..=depth].join("/");
+                parent = Some(match db.namespace_by_path(&full)? {
+                    Some(ns) => ns.id,
+                    None => {
+                        let uuid = hex::encode(auth::random_bytes::<16>());
+                        db.insert_namespace(parent, namespaces[depth], &full, &uuid)?
+                    }
+                });
+            }
+            let namespace_id = parent.expect("at least one namespace");
+            Ok(db.insert_repo(id, namespace_id, name, &segments.join("/"))?)
+        })
     }
 
     pub fn repos(&self) -> Result<Vec<Repository>> {
