@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{
     Contract, Creds, Gateway, Resp, Seed, access_key, authorization, fixture, fresh_key, sdk_date,
-    signed, signed_at,
+    signed, signed_at, signed_with_token,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -993,8 +993,12 @@ fn sync_to_submodules_links_with_the_same_permission_and_removal_unlinks() {
     };
     assert_eq!(on_child(), Some(true));
     assert_eq!(w.list(&w.alice, &v4_keys(w.seed.cli_repo)), (vec![id], 1));
-    // Syncing again changes nothing; a changed permission on the parent is carried over.
-    w.send(&w.alice, "POST", &sync, None).expect(200);
+    // Syncing again (a second later: the same bytes in the same second are a replay) changes
+    // nothing; a changed permission on the parent is carried over.
+    let later = |seconds| sdk_date(OffsetDateTime::now_utc() + time::Duration::seconds(seconds));
+    signed_at(&w.gw, &w.alice, "POST", &sync, None, &later(1))
+        .send()
+        .expect(200);
     w.gw.req(
         "PUT",
         &format!("/api/v4/projects/{}/deploy_keys/{id}", w.seed.widgets),
@@ -1003,7 +1007,9 @@ fn sync_to_submodules_links_with_the_same_permission_and_removal_unlinks() {
     .json(&json!({"can_push": false}))
     .send()
     .expect(200);
-    w.send(&w.alice, "POST", &sync, None).expect(200);
+    signed_at(&w.gw, &w.alice, "POST", &sync, None, &later(2))
+        .send()
+        .expect(200);
     assert_eq!(on_child(), Some(false));
 
     let res = w.send(&w.alice, "DELETE", &sync, None).expect(204);
@@ -1133,7 +1139,7 @@ fn a_bad_signature_is_apigw_0301_on_every_version() {
     // Whatever is signed may not change on the way: the body, the query, the method.
     let date = sdk_date(now);
     let body = serde_json::to_vec(&add_body("t", &fresh_key("t"), false)).unwrap();
-    let signature = authorization(&w.gw, &w.alice, "POST", &add, &body, &date);
+    let signature = authorization(&w.gw, &w.alice, "POST", &add, &body, &date, &[]);
     let send = |sent: Vec<u8>| {
         w.gw.req("POST", &add)
             .header("X-Sdk-Date", &date)
@@ -1236,26 +1242,24 @@ fn x_auth_token_alone_or_beside_a_signature() {
     v2_error(&w.contract, "POST", &add, res, 401, "DEV.00000003");
 
     // Beside a signature of the same user; both must be valid.
-    signed(&w.gw, &w.alice, "GET", &list, None)
-        .header("X-Auth-Token", &w.seed.alice)
+    signed_with_token(&w.gw, &w.alice, "GET", &list, None, &w.seed.alice)
         .send()
         .expect(200);
-    let res = signed(&w.gw, &w.alice, "GET", &list, None)
-        .header("X-Auth-Token", "kgt_not-a-token")
-        .send();
+    let res = signed_with_token(&w.gw, &w.alice, "GET", &list, None, "kgt_not-a-token").send();
     v4_error(&w.contract, "GET", &list, res, 401, "DEV.00000003");
     let wrong_sk = Creds {
         ak: w.alice.ak.clone(),
         sk: "wrong".into(),
     };
-    let res = signed(&w.gw, &wrong_sk, "GET", &list, None)
+    let res = signed_with_token(&w.gw, &wrong_sk, "GET", &list, None, &w.seed.alice).send();
+    v4_error(&w.contract, "GET", &list, res, 401, "APIGW.0301");
+    // A token beside a signature must be signed too, or it could be stripped to widen the call.
+    let res = signed(&w.gw, &w.alice, "GET", &list, None)
         .header("X-Auth-Token", &w.seed.alice)
         .send();
     v4_error(&w.contract, "GET", &list, res, 401, "APIGW.0301");
     // Two users at once is refused even though both could read the list.
-    let res = signed(&w.gw, &w.alice, "GET", &list, None)
-        .header("X-Auth-Token", &w.seed.root)
-        .send();
+    let res = signed_with_token(&w.gw, &w.alice, "GET", &list, None, &w.seed.root).send();
     v4_error(&w.contract, "GET", &list, res, 401, "DEV.00000004");
 
     // A read-only token reads, and keeps a signed request of its user read-only.
@@ -1266,9 +1270,7 @@ fn x_auth_token_alone_or_beside_a_signature() {
     let carol = access_key(&w.gw, "carol");
     let body = add_body("ro", &fresh_key("ro"), false);
     w.send(&carol, "GET", &list, None).expect(200);
-    let res = signed(&w.gw, &carol, "POST", &add, Some(&body))
-        .header("X-Auth-Token", &w.seed.carol)
-        .send();
+    let res = signed_with_token(&w.gw, &carol, "POST", &add, Some(&body), &w.seed.carol).send();
     let msg = v2_error(&w.contract, "POST", &add, res, 403, "CH.004403");
     assert!(msg.contains("read-only"), "{msg}");
     // check-key only reads, so a read-only token may use it.
@@ -1280,6 +1282,115 @@ fn x_auth_token_alone_or_beside_a_signature() {
         .expect(200);
     // The access key alone carries carol's full rights.
     w.send(&carol, "POST", &add, Some(&body)).expect(200);
+}
+
+#[test]
+fn a_replayed_add_or_sync_cannot_bring_a_revoked_key_back() {
+    let w = world();
+    let key = fresh_key("replayed");
+    let body = serde_json::to_vec(&add_body("r", &key, true)).unwrap();
+    let date = sdk_date(OffsetDateTime::now_utc());
+    let add = v2_keys(w.seed.widgets);
+    let captured = || signed_at(&w.gw, &w.alice, "POST", &add, Some(body.clone()), &date);
+    let id: i64 = captured().send().expect(200).json()["result"]["key_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The same bytes while the key is there (a retry, say): the usual duplicate answer.
+    let res = captured().send();
+    v2_error(&w.contract, "POST", &add, res, 400, "CH.00402001");
+    w.send(
+        &w.alice,
+        "DELETE",
+        &format!("{}/{id}", v4_keys(w.seed.widgets)),
+        None,
+    )
+    .expect(204);
+    // The same bytes again, well inside the 15 minutes the signature stays valid.
+    let res = captured().send();
+    v4_error(&w.contract, "POST", &add, res, 401, "APIGW.0301");
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![], 0));
+
+    // A replayed sync cannot re-attach a key removed from the submodules either.
+    w.gw.cli(&["repo", "submodule", "add", "acme/widgets", "acme/tools/cli"]);
+    let id = w.add(&w.alice, w.seed.widgets, &fresh_key("synced"), false);
+    let sync = format!("{}/{id}/submodules", v4_keys(w.seed.widgets));
+    let date = sdk_date(OffsetDateTime::now_utc());
+    signed_at(&w.gw, &w.alice, "POST", &sync, None, &date)
+        .send()
+        .expect(200);
+    w.send(&w.alice, "DELETE", &sync, None).expect(204);
+    let res = signed_at(&w.gw, &w.alice, "POST", &sync, None, &date).send();
+    v4_error(&w.contract, "POST", &sync, res, 401, "APIGW.0301");
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.cli_repo)), (vec![], 0));
+}
+
+#[test]
+fn unsigned_payloads_with_a_body_are_refused() {
+    let w = world();
+    let add = v2_keys(w.seed.widgets);
+    let body = serde_json::to_vec(&add_body("u", &fresh_key("u"), false)).unwrap();
+    let date = sdk_date(OffsetDateTime::now_utc());
+    // Signed over an empty body with UNSIGNED-PAYLOAD, then sent with a body.
+    let res = signed_at(&w.gw, &w.alice, "POST", &add, None, &date)
+        .header("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD")
+        .raw_body("application/json", body)
+        .send();
+    v4_error(&w.contract, "POST", &add, res, 401, "APIGW.0301");
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![], 0));
+}
+
+#[test]
+fn read_only_tokens_cannot_change_anything_through_codearts() {
+    let w = world();
+    let id = w.add(&w.alice, w.seed.widgets, &fresh_key("keep"), false);
+    w.gw.cli(&["repo", "submodule", "add", "acme/widgets", "acme/tools/cli"]);
+    let widgets = w.seed.widgets;
+    let writes = [
+        (
+            "POST",
+            v2_keys(widgets),
+            Some(add_body("x", &fresh_key("x"), false)),
+        ),
+        (
+            "POST",
+            format!("/v1/repositories/{widgets}/deploy_keys"),
+            Some(add_body("y", &fresh_key("y"), false)),
+        ),
+        ("DELETE", format!("{}/{id}", v2_keys(widgets)), None),
+        (
+            "DELETE",
+            format!("/v1/repositories/{widgets}/deploy_keys/{id}"),
+            None,
+        ),
+        ("DELETE", format!("{}/{id}", v4_keys(widgets)), None),
+        (
+            "POST",
+            format!("{}/{id}/submodules", v4_keys(widgets)),
+            None,
+        ),
+        (
+            "DELETE",
+            format!("{}/{id}/submodules", v4_keys(widgets)),
+            None,
+        ),
+    ];
+    for (method, path, body) in writes {
+        let res =
+            w.gw.req(method, &path)
+                .header("X-Auth-Token", &w.seed.carol)
+                .json(&body.unwrap_or(json!({})))
+                .send();
+        assert_eq!(res.status, 403, "{method} {path}: {}", res.body);
+        assert!(
+            res.body.contains("CH.004403"),
+            "{method} {path}: {}",
+            res.body
+        );
+    }
+    assert_eq!(w.list(&w.alice, &v4_keys(widgets)), (vec![id], 1));
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.cli_repo)), (vec![], 0));
 }
 
 // ---------- permissions, ids and routes ----------

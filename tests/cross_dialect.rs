@@ -142,7 +142,8 @@ fn one_key_seen_the_same_through_every_dialect() {
         assert_eq!(item["title"], gl["title"], "key {id}");
     }
 
-    // The same key on a second repository: GitLab joins it, GitHub's one-repository rule refuses it.
+    // The same key on a second repository: GitLab joins it; GitHub's one-repository rule then refuses
+    // the key anywhere, here on the repository that first had it.
     let joined = gw
         .req(
             "POST",

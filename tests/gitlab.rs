@@ -464,6 +464,21 @@ fn invalid_keys_get_model_errors_and_nothing_is_stored() {
 }
 
 #[test]
+fn titles_with_control_characters_are_refused() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    for title in ["a\u{0}b", "line\nINFO forged log line", "\u{1b}[31mred"] {
+        let body = refused(&gw, &seed, json!({"title": title, "key": fresh_key("t")}));
+        assert_eq!(
+            body["message"],
+            json!({"deploy_key.title": ["is invalid (expected text without control characters)"]}),
+            "{title:?}"
+        );
+    }
+    assert_eq!(count(&gw, &seed.alice, seed.widgets), 0);
+}
+
+#[test]
 fn private_keys_are_refused_by_name_and_never_echoed() {
     let gw = Gateway::start();
     let seed = gw.seed();

@@ -33,7 +33,7 @@ const QUOTE_SAFE_TILDE: &AsciiSet = &NON_ALPHANUMERIC
 type HmacSha256 = Hmac<Sha256>;
 
 /// A request exactly as it arrived, before any framework normalisation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SignedRequest<'a> {
     pub method: &'a str,
     /// As received, still percent-encoded, without the query.
@@ -43,6 +43,19 @@ pub struct SignedRequest<'a> {
     /// Every header as received, names in whatever case the client used.
     pub headers: &'a [(&'a str, &'a str)],
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for SignedRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values (X-Auth-Token) and the body (a pasted private key) may be secrets.
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("SignedRequest")
+            .field("method", &self.method)
+            .field("raw_path", &self.raw_path)
+            .field("header_names", &names)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parts of an `SDK-HMAC-SHA256 Access=…, SignedHeaders=…, Signature=…` header value.
@@ -75,6 +88,8 @@ pub enum SignError {
     UnknownAccessKey,
     #[error("signature mismatch")]
     BadSignature,
+    #[error("UNSIGNED-PAYLOAD with a body: the body would not be covered by the signature")]
+    UnsignedBody,
 }
 
 /// Parses `SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=hex`. The three fields may come

@@ -451,6 +451,13 @@ fn check_title(title: &str) -> Result<()> {
             },
         ));
     }
+    // Titles end up in logs, terminals and authorized_keys comments: no line breaks, escapes or NULs.
+    if title.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            Field::Title,
+            Problem::Format("text without control characters"),
+        ));
+    }
     Ok(())
 }
 

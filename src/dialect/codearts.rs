@@ -375,6 +375,7 @@ impl Call {
     /// Authenticates, then runs `op` with the parsed arguments, all on the blocking pool. The
     /// arguments are checked only after authentication, so an unauthenticated caller learns
     /// nothing from parameter errors (API Gateway authenticates before the service parses).
+    /// A request whose signature was used before is refused as a bad signature.
     async fn run<A, T, F>(
         self,
         state: &State,
@@ -386,11 +387,34 @@ impl Call {
         T: Send + 'static,
         F: FnOnce(&Core, &Principal, A) -> Result<T, Error> + Send + 'static,
     {
+        self.run_with(state, args, op, |_, _, _| Err(CaError::Signature))
+            .await
+    }
+
+    /// As `run`, but a request whose signature was used before goes to `replayed`, which must
+    /// change nothing: the same bytes sent again may be a retry, or a captured request.
+    async fn run_with<A, T, F, R>(
+        self,
+        state: &State,
+        args: Result<A, CaError>,
+        op: F,
+        replayed: R,
+    ) -> Result<T, CaError>
+    where
+        A: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&Core, &Principal, A) -> Result<T, Error> + Send + 'static,
+        R: FnOnce(&Core, &Principal, A) -> Result<T, CaError> + Send + 'static,
+    {
         let core = state.core.clone();
         blocking(move || {
-            let result = self.authenticate(&core).and_then(|who| {
+            let result = self.authenticate(&core).and_then(|(who, fresh)| {
                 let args = args?;
-                op(&core, &who, args).map_err(CaError::Core)
+                if fresh {
+                    op(&core, &who, args).map_err(CaError::Core)
+                } else {
+                    replayed(&core, &who, args)
+                }
             });
             if let Err(CaError::Core(err @ Error::Internal(_))) = &result {
                 http::log_internal(&self.request_id, err);
@@ -403,7 +427,7 @@ impl Call {
     /// A signature is checked whenever `Authorization` is present, a token whenever
     /// `X-Auth-Token` is; with both, both must be valid and name the same user, and the token's
     /// scope applies (a read-only token keeps a signed request read-only).
-    fn authenticate(&self, core: &Core) -> Result<Principal, CaError> {
+    fn authenticate(&self, core: &Core) -> Result<(Principal, bool), CaError> {
         let signer = if self.signed {
             let headers: Vec<(&str, &str)> = self
                 .headers
@@ -418,7 +442,12 @@ impl Call {
                 body: &self.body,
             };
             match core.authenticate_signature(&req, OffsetDateTime::now_utc())? {
-                Ok(who) => Some(who),
+                Ok((who, fresh)) => {
+                    if !fresh {
+                        log::info!("request {}: a signature used before", self.request_id);
+                    }
+                    Some((who, fresh))
+                }
                 Err(reason) => {
                     log::info!("request {}: signature refused: {reason}", self.request_id);
                     return Err(CaError::Signature);
@@ -435,9 +464,12 @@ impl Call {
             None => None,
         };
         match (signer, bearer) {
-            (Some(signer), Some(bearer)) if signer.user.id == bearer.user.id => Ok(bearer),
+            (Some((signer, fresh)), Some(bearer)) if signer.user.id == bearer.user.id => {
+                Ok((bearer, fresh))
+            }
             (Some(_), Some(_)) => Err(CaError::DifferentUsers),
-            (Some(who), None) | (None, Some(who)) => Ok(who),
+            (Some(signed), None) => Ok(signed),
+            (None, Some(who)) => Ok((who, true)),
             (None, None) => Err(CaError::NoCredentials),
         }
     }
@@ -627,7 +659,7 @@ async fn add_key(req: HttpRequest, state: web::Data<State>, payload: web::Payloa
         Ok((repo, body.add_request()?))
     });
     let linked = call
-        .run(
+        .run_with(
             &state,
             args,
             |core, who, (repo, (submission, application))| {
@@ -636,6 +668,18 @@ async fn add_key(req: HttpRequest, state: web::Data<State>, payload: web::Payloa
                     // shared instead, keeping its id and title).
                     (_, Added::Existing) => Err(Error::Conflict(Conflict::KeyOnRepository)),
                     (linked, _) => Ok(linked),
+                }
+            },
+            // The same add again: still there, it is the usual duplicate; gone (revoked since),
+            // it must not come back, and the request is refused.
+            |core, who, (repo, (submission, _))| {
+                if core
+                    .repo_has_key(who, &repo, &submission.key)
+                    .map_err(CaError::Core)?
+                {
+                    Err(CaError::Core(Error::Conflict(Conflict::KeyOnRepository)))
+                } else {
+                    Err(CaError::Signature)
                 }
             },
         )

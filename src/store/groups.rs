@@ -17,6 +17,24 @@ const GROUP_LINKS: &str = "FROM key_links l JOIN repositories r ON r.id = l.repo
           AND m.user_id = ?2 AND m.role = 'maintainer'))";
 
 impl Db<'_> {
+    // ---- signatures already used ----
+
+    /// Records a signature as used until `expires_at`; false if it was used before. Forgets
+    /// signatures that have expired, which can no longer verify anyway.
+    pub fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool> {
+        self.conn
+            .prepare_cached("DELETE FROM used_signatures WHERE expires_at < ?1")?
+            .execute([now_ms()])?;
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO used_signatures (signature, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (signature) DO NOTHING",
+            )?
+            .execute(params![signature, expires_at])?
+            == 1)
+    }
+
     // ---- access keys ----
 
     pub fn insert_access_key(

@@ -14,6 +14,7 @@ pub use queries::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_codearts.sql"),
+    include_str!("migrations/0003_used_signatures.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.

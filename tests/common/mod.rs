@@ -389,7 +389,8 @@ pub fn sdk_date(at: OffsetDateTime) -> String {
 }
 
 /// The `Authorization` value huaweicloudsdkcore's Signer puts on a request: `Content-Type`,
-/// `Host` and `X-Sdk-Date` signed, the body hashed, made with keygate's own primitives.
+/// `Host`, `X-Sdk-Date` and any `extra` headers signed, the body hashed, made with keygate's own
+/// primitives.
 pub fn authorization(
     gw: &Gateway,
     creds: &Creds,
@@ -397,14 +398,16 @@ pub fn authorization(
     path: &str,
     body: &[u8],
     date: &str,
+    extra: &[(&str, &str)],
 ) -> String {
     let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
     let host = gw.url.trim_start_matches("http://");
-    let headers = [
+    let mut headers = vec![
         ("Content-Type", "application/json"),
         ("Host", host),
         ("X-Sdk-Date", date),
     ];
+    headers.extend_from_slice(extra);
     let request = SignedRequest {
         method,
         raw_path,
@@ -412,7 +415,12 @@ pub fn authorization(
         headers: &headers,
         body,
     };
-    let names = ["content-type", "host", "x-sdk-date"];
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let canonical = aksk::canonical_request(&request, &names).unwrap();
     let signature = aksk::sign(creds.sk.as_bytes(), &aksk::string_to_sign(date, &canonical));
     format!(
@@ -420,6 +428,31 @@ pub fn authorization(
         creds.ak,
         names.join(";")
     )
+}
+
+/// A request signed as the SDK signs it, dated `date`, with `extra` headers sent and signed.
+pub fn signed_with(
+    gw: &Gateway,
+    creds: &Creds,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    date: &str,
+    extra: &[(&str, &str)],
+) -> Req {
+    let body = body.unwrap_or_default();
+    let mut req = gw.req(method, path).header("X-Sdk-Date", date).header(
+        "Authorization",
+        &authorization(gw, creds, method, path, &body, date, extra),
+    );
+    for (name, value) in extra {
+        req = req.header(name, value);
+    }
+    if body.is_empty() {
+        req.header("Content-Type", "application/json")
+    } else {
+        req.raw_body("application/json", body)
+    }
 }
 
 /// A request signed as the SDK signs it, dated `date`.
@@ -431,16 +464,29 @@ pub fn signed_at(
     body: Option<Vec<u8>>,
     date: &str,
 ) -> Req {
-    let body = body.unwrap_or_default();
-    let req = gw.req(method, path).header("X-Sdk-Date", date).header(
-        "Authorization",
-        &authorization(gw, creds, method, path, &body, date),
-    );
-    if body.is_empty() {
-        req.header("Content-Type", "application/json")
-    } else {
-        req.raw_body("application/json", body)
-    }
+    signed_with(gw, creds, method, path, body, date, &[])
+}
+
+/// A request signed now, as the SDK signs it, with an `X-Auth-Token` sent and signed beside it.
+pub fn signed_with_token(
+    gw: &Gateway,
+    creds: &Creds,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: &str,
+) -> Req {
+    let body = body.map(|b| serde_json::to_vec(b).unwrap());
+    let date = sdk_date(OffsetDateTime::now_utc());
+    signed_with(
+        gw,
+        creds,
+        method,
+        path,
+        body,
+        &date,
+        &[("X-Auth-Token", token)],
+    )
 }
 
 pub fn signed(gw: &Gateway, creds: &Creds, method: &str, path: &str, body: Option<&Value>) -> Req {
