@@ -179,12 +179,7 @@ impl CaError {
         } else {
             json!({"error_code": code, "error_msg": message})
         };
-        let mut res = super::json(status, &body);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        res
+        super::with_retry_after(super::json(status, &body))
     }
 
     /// Sends a missing namespace on a `/projects/…` route to its own code.
@@ -721,9 +716,7 @@ async fn remove_key(
 // ---------- v4 handlers ----------
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/yaml")
-        .body(OPENAPI)
+    super::openapi(OPENAPI)
 }
 
 async fn no_route() -> Reply {

@@ -320,12 +320,7 @@ impl ResponseError for GhError {
                 )
             }
         };
-        let mut res = gh_json(status, &body);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        res
+        super::with_retry_after(gh_json(status, &body))
     }
 }
 
@@ -611,9 +606,7 @@ fn pagination_link(
 // ---------- handlers ----------
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/yaml")
-        .body(OPENAPI)
+    super::openapi(OPENAPI)
 }
 
 async fn no_route() -> Reply {

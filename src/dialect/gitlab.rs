@@ -253,12 +253,7 @@ impl ResponseError for GlError {
             GlError::BadFingerprint => json!({"message": "Failed to return the key"}),
             GlError::NoRoute => json!({"error": "404 Not Found"}),
         };
-        let mut res = super::json(status, &body);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        res
+        super::with_retry_after(super::json(status, &body))
     }
 }
 
@@ -655,9 +650,7 @@ async fn op_enable(
 // ---------- v4 handlers ----------
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/yaml")
-        .body(OPENAPI)
+    super::openapi(OPENAPI)
 }
 
 async fn not_found() -> Reply {

@@ -23,6 +23,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }));
 }
 
+/// A dialect's OpenAPI document, as its `openapi.yaml` route serves it.
+pub fn openapi(doc: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(doc)
+}
+
+/// Every dialect's "busy" answer carries `Retry-After: 1`: python-gitlab and gitbeaker wait and retry.
+pub fn with_retry_after(mut res: HttpResponse) -> HttpResponse {
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("1"),
+        );
+    }
+    res
+}
+
 /// A JSON response with exactly `application/json` (some clients parse nothing else).
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse {
     HttpResponse::build(status)
