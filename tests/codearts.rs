@@ -1393,6 +1393,24 @@ fn read_only_tokens_cannot_change_anything_through_codearts() {
     assert_eq!(w.list(&w.alice, &v4_keys(w.seed.cli_repo)), (vec![], 0));
 }
 
+#[test]
+fn a_bad_body_is_judged_only_after_the_caller_may_manage_the_repository() {
+    let w = world();
+    let junk = json!({"nonsense": 1});
+    // A reporter: 403, not the 400 the body deserves.
+    let add = v2_keys(w.seed.widgets);
+    let res = w.send(&w.bob, "POST", &add, Some(&junk));
+    v2_error(&w.contract, "POST", &add, res, 403, "CH.004403");
+    // A repository the caller cannot see: 404.
+    let add = v2_keys(w.seed.secret);
+    let res = w.send(&w.alice, "POST", &add, Some(&junk));
+    v2_error(&w.contract, "POST", &add, res, 404, "CH.00402000");
+    // The caller may manage it: now the body.
+    let add = v2_keys(w.seed.widgets);
+    let res = w.send(&w.alice, "POST", &add, Some(&junk));
+    v2_error(&w.contract, "POST", &add, res, 400, "CH.00100001");
+}
+
 // ---------- permissions, ids and routes ----------
 
 #[test]

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use super::iso_millis;
 use crate::auth::aksk::SignedRequest;
 use crate::core::{
-    Added, Conflict, Core, DeployKey, Error, Field, KeyError, KeySubmission, Missing, Principal,
-    Problem, RepoRef, Window,
+    Added, Conflict, Core, DeployKey, Error, Field, Gate, KeyError, KeySubmission, Missing,
+    Principal, Problem, RepoRef, Window,
 };
 use crate::http::{self, BodyError, Params, State, blocking};
 
@@ -333,6 +333,9 @@ struct Call {
     signed: bool,
     token: Option<String>,
     request_id: String,
+    /// The repository the path names, if it parses: a bad body is reported only to a caller
+    /// who may manage it, after 401, 403 and 404, as the other dialects order their errors.
+    repository: Option<RepoRef>,
 }
 
 impl Call {
@@ -364,6 +367,7 @@ impl Call {
             body,
             token,
             request_id: http::request_id(req),
+            repository: repository(req).ok(),
         })
     }
 
@@ -404,7 +408,17 @@ impl Call {
         let core = state.core.clone();
         blocking(move || {
             let result = self.authenticate(&core).and_then(|(who, fresh)| {
-                let args = args?;
+                let args = match (args, &self.repository) {
+                    (Ok(args), _) => args,
+                    (Err(bad), Some(repo)) => {
+                        // check-key only reads, so a read-only token may make it.
+                        let write = self.method != "GET" && !self.path.ends_with("/check-key");
+                        core.preflight(&who, write, Gate::Manage(repo))
+                            .map_err(CaError::Core)?;
+                        return Err(bad);
+                    }
+                    (Err(bad), None) => return Err(bad),
+                };
                 if fresh {
                     op(&core, &who, args).map_err(CaError::Core)
                 } else {
