@@ -192,7 +192,7 @@ impl Db<'_> {
             ))?
             .query_row(params![namespace_id, viewer], |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SUBTREE} SELECT DISTINCT l.key_id {GROUP_LINKS} ORDER BY l.key_id LIMIT ?3 OFFSET ?4"
+            "{SUBTREE} SELECT DISTINCT l.key_id {GROUP_LINKS} ORDER BY l.key_id LIMIT ?3 + 0 OFFSET ?4 + 0"
         ))?;
         let rows = stmt.query_map(params![namespace_id, viewer, limit, offset as i64], |r| {
             r.get(0)

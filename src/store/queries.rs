@@ -138,6 +138,9 @@ pub struct NewKey<'a> {
     pub expires_at: Option<i64>,
 }
 
+// Paged queries write `LIMIT ?n + 0 OFFSET ?m + 0`. SQLite peeks at a bare bound LIMIT to plan the
+// query and marks the statement stale whenever that value is bound again, so a cached statement was
+// compiled anew on every request (seen in its RePrepare counter; about 300 µs of CPU per list).
 const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
      k.title, k.public, k.owner_id, k.expires_at, k.last_used_at, k.created_at";
 
@@ -590,7 +593,7 @@ impl Db<'_> {
             "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at \
              FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
              LEFT JOIN users u ON u.id = l.added_by \
-             WHERE l.id IN (SELECT id FROM key_links WHERE repo_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3) \
+             WHERE l.id IN (SELECT id FROM key_links WHERE repo_id = ?1 ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0) \
              ORDER BY l.id"
         ))?;
         // The subquery skips OFFSET rows on the (repo_id, id) index alone; only the page is joined.
@@ -627,7 +630,7 @@ impl Db<'_> {
     pub fn list_keys(&self, public_only: bool, offset: u64, limit: u32) -> Result<Vec<DeployKey>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {KEY_COLS} FROM deploy_keys k WHERE (?1 = 0 OR k.public = 1) \
-             ORDER BY k.id LIMIT ?2 OFFSET ?3"
+             ORDER BY k.id LIMIT ?2 + 0 OFFSET ?3 + 0"
         ))?;
         let rows = stmt.query_map(params![public_only, limit, offset as i64], |r| key_at(r, 0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -670,7 +673,7 @@ impl Db<'_> {
             .prepare_cached(&format!("SELECT COUNT(*) {FROM}"))?
             .query_row(params![target, viewer], |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {KEY_COLS} {FROM} ORDER BY l.id LIMIT ?3 OFFSET ?4"
+            "SELECT {KEY_COLS} {FROM} ORDER BY l.id LIMIT ?3 + 0 OFFSET ?4 + 0"
         ))?;
         let rows = stmt.query_map(params![target, viewer, limit, offset as i64], |r| {
             key_at(r, 0)
