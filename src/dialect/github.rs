@@ -350,18 +350,10 @@ where
     F: FnOnce(&Core, &Principal) -> Result<T, GhError> + Send + 'static,
     T: Send + 'static,
 {
-    let token = match req.headers().get(header::AUTHORIZATION) {
-        None => return Err(GhError::NoToken),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| {
-                scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")
-            })
-            .map(|(_, token)| token.trim().to_string())
-            .filter(|token| !token.is_empty()),
-    };
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        return Err(GhError::NoToken);
+    }
+    let token = http::authorization_token(req, &["token", "bearer"]);
     let core = state.core.clone();
     let outcome = blocking(move || {
         // A header that carries no usable token is a failed login, as GitHub treats it.

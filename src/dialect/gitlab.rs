@@ -292,14 +292,8 @@ impl Call {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        let bearer = header("authorization").and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_string())
-        });
         let token = header("private-token")
-            .or(bearer)
+            .or_else(|| http::authorization_token(req, &["bearer"]))
             .or_else(|| params.string("private_token").ok().flatten())
             .or_else(|| params.string("access_token").ok().flatten());
         Ok(Call {
@@ -415,11 +409,11 @@ impl Call {
         .await;
         let result = outcome.unwrap_or_else(|err| Err(GlError::core(err)));
         if let Err(GlError::Core {
-            err: Error::Internal(message),
+            err: err @ Error::Internal(_),
             ..
         }) = &result
         {
-            log::error!("request {}: {message}", self.request_id);
+            http::log_internal(&self.request_id, err);
         }
         result
     }

@@ -60,6 +60,19 @@ pub fn request_id(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
+/// The token in `Authorization: <scheme> <token>` when the scheme is one of `schemes` (any case).
+pub fn authorization_token(req: &HttpRequest, schemes: &[&str]) -> Option<String> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (schemes.iter().any(|s| scheme.eq_ignore_ascii_case(s)) && !token.is_empty())
+        .then(|| token.to_string())
+}
+
 /// `scheme://host[:port]` as the client sees this server, without a trailing slash: `--public-url`
 /// when set, else `http://` and the request's Host header. Forwarding headers (`X-Forwarded-Host`,
 /// `Forwarded`) are ignored on purpose: any client can send them, and these URLs are followed by
