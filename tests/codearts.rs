@@ -23,6 +23,8 @@ struct World {
     alice: Creds,
     bob: Creds,
     contract: Contract,
+    /// Requests sent through `World::send`.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 fn world() -> World {
@@ -35,6 +37,7 @@ fn world() -> World {
         seed,
         gw,
         contract: Contract::load("codearts.yaml"),
+        sent: std::sync::atomic::AtomicU64::new(0),
     }
 }
 
@@ -51,8 +54,13 @@ fn v4_keys(repo: i64) -> String {
 }
 
 impl World {
+    /// Signs and sends a request. Each call is dated a second earlier than the one before (well
+    /// inside the 15 minutes allowed), so two identical calls are two requests, not a replay.
     fn send(&self, creds: &Creds, method: &str, path: &str, body: Option<&Value>) -> Resp {
-        let res = signed(&self.gw, creds, method, path, body).send();
+        let back = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let date = sdk_date(OffsetDateTime::now_utc() - time::Duration::seconds(back as i64));
+        let body = body.map(|b| serde_json::to_vec(b).unwrap());
+        let res = signed_at(&self.gw, creds, method, path, body, &date).send();
         assert!(
             res.header("x-request-id").is_some_and(|id| id.len() == 32),
             "{method} {path}: no X-Request-Id"
@@ -1307,9 +1315,14 @@ fn a_replayed_add_or_sync_cannot_bring_a_revoked_key_back() {
         None,
     )
     .expect(204);
-    // The same bytes again, well inside the 15 minutes the signature stays valid.
+    // The same bytes again, well inside the 15 minutes the signature stays valid: refused as a
+    // used request, never as a bad signature (which would send the user hunting for a wrong SK).
     let res = captured().send();
-    v4_error(&w.contract, "POST", &add, res, 401, "APIGW.0301");
+    let msg = v2_error(&w.contract, "POST", &add, res, 409, "DEV.00000005");
+    assert!(
+        msg.contains("used before") && msg.contains("Sign it again"),
+        "{msg}"
+    );
     assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![], 0));
 
     // A replayed sync cannot re-attach a key removed from the submodules either.
@@ -1322,8 +1335,112 @@ fn a_replayed_add_or_sync_cannot_bring_a_revoked_key_back() {
         .expect(200);
     w.send(&w.alice, "DELETE", &sync, None).expect(204);
     let res = signed_at(&w.gw, &w.alice, "POST", &sync, None, &date).send();
-    v4_error(&w.contract, "POST", &sync, res, 401, "APIGW.0301");
+    v4_error(&w.contract, "POST", &sync, res, 409, "DEV.00000005");
     assert_eq!(w.list(&w.alice, &v4_keys(w.seed.cli_repo)), (vec![], 0));
+}
+
+/// A key shared by two repositories keeps its id when it is attached again, so a captured
+/// DELETE names the new link too: replayed, it must change nothing.
+#[test]
+fn a_replayed_delete_cannot_detach_a_key_attached_again() {
+    let w = world();
+    let key = fresh_key("shared");
+    let id = w.add(&w.alice, w.seed.widgets, &key, false);
+    assert_eq!(w.add(&w.alice, w.seed.cli_repo, &key, false), id);
+    let date = sdk_date(OffsetDateTime::now_utc());
+    for path in [
+        format!("{}/{id}", v4_keys(w.seed.widgets)),
+        format!("{}/{id}", v2_keys(w.seed.widgets)),
+        format!("/v1/repositories/{}/deploy_keys/{id}", w.seed.widgets),
+    ] {
+        let captured = || signed_at(&w.gw, &w.alice, "DELETE", &path, None, &date);
+        let first = captured().send();
+        assert!(first.status == 204 || first.status == 200, "{}", first.body);
+        assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![], 0));
+        // Attached again a moment later, with a new signature: the same id.
+        signed(
+            &w.gw,
+            &w.alice,
+            "POST",
+            &v2_keys(w.seed.widgets),
+            Some(&add_body("again", &key, false)),
+        )
+        .send()
+        .expect(200);
+        assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![id], 1));
+        let res = captured().send();
+        if path.starts_with("/v4") {
+            v4_error(&w.contract, "DELETE", &path, res, 409, "DEV.00000005");
+        } else {
+            v2_error(&w.contract, "DELETE", &path, res, 409, "DEV.00000005");
+        }
+        assert_eq!(
+            w.list(&w.alice, &v4_keys(w.seed.widgets)),
+            (vec![id], 1),
+            "{path}"
+        );
+        // Let the next signature differ from the ones used here.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+
+    // Removing from submodules, replayed after a new sync, leaves the submodules alone.
+    w.gw.cli(&["repo", "submodule", "add", "acme/widgets", "acme/tools/cli"]);
+    let unsync = format!("{}/{id}/submodules", v4_keys(w.seed.widgets));
+    let date = sdk_date(OffsetDateTime::now_utc());
+    signed_at(&w.gw, &w.alice, "DELETE", &unsync, None, &date)
+        .send()
+        .expect(204);
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.cli_repo)), (vec![], 0));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    w.send(&w.alice, "POST", &unsync, None).expect(200);
+    let res = signed_at(&w.gw, &w.alice, "DELETE", &unsync, None, &date).send();
+    v4_error(&w.contract, "DELETE", &unsync, res, 409, "DEV.00000005");
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.cli_repo)), (vec![id], 1));
+}
+
+/// A refused request is answered, so it is used up: replayed once the state has changed, a
+/// DELETE that found nothing must not detach what was attached since.
+#[test]
+fn a_refused_signed_request_cannot_succeed_when_replayed_later() {
+    let w = world();
+    let key = fresh_key("later");
+    let id = w.add(&w.alice, w.seed.cli_repo, &key, false);
+    let path = format!("{}/{id}", v4_keys(w.seed.widgets));
+    let date = sdk_date(OffsetDateTime::now_utc());
+    let captured = || signed_at(&w.gw, &w.alice, "DELETE", &path, None, &date);
+    let res = captured().send();
+    v4_error(&w.contract, "DELETE", &path, res, 404, "CH.00402002");
+    assert_eq!(w.add(&w.alice, w.seed.widgets, &key, false), id);
+    let res = captured().send();
+    v4_error(&w.contract, "DELETE", &path, res, 409, "DEV.00000005");
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![id], 1));
+}
+
+/// A change the store could not make (503) used nothing up: the client's retry of the very
+/// same bytes, once the database is free, is served.
+#[test]
+fn a_signed_change_answered_busy_can_be_retried_with_the_same_bytes() {
+    let w = world();
+    let body = serde_json::to_vec(&add_body("busy", &fresh_key("busy"), false)).unwrap();
+    let add = v2_keys(w.seed.widgets);
+    let date = sdk_date(OffsetDateTime::now_utc());
+    let captured = || signed_at(&w.gw, &w.alice, "POST", &add, Some(body.clone()), &date);
+    // Another process holds the write lock for longer than keygate waits for it.
+    let blocker = rusqlite::Connection::open(&w.gw.db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let res = captured().send();
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let res = res.expect(503);
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert_eq!(res.json()["error"]["code"], "CH.00000503");
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![], 0));
+    let res = captured().send().expect(200);
+    let id: i64 = res.json()["result"]["key_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(w.list(&w.alice, &v4_keys(w.seed.widgets)), (vec![id], 1));
 }
 
 #[test]
@@ -1582,7 +1699,7 @@ fn the_error_catalogue_is_the_same_in_code_contract_and_docs() {
             .collect();
     let docs = std::fs::read_to_string(root.join("docs/codearts.md")).unwrap();
     let in_docs = codes_in(&docs);
-    assert_eq!(in_code.len(), 20, "{in_code:?}");
+    assert_eq!(in_code.len(), 21, "{in_code:?}");
     assert_eq!(in_code, in_contract);
     assert_eq!(in_code, in_docs);
 }

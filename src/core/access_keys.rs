@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Core, Error, Missing, Principal, Result, Scope};
+use super::{Core, Error, Missing, Principal, Result, Scope, SingleUse};
 use crate::auth::aksk::{self, SignError, SignedRequest};
 use crate::auth::random_bytes;
 
@@ -12,10 +12,6 @@ const AK_LEN: usize = 20;
 const SK_LEN: usize = 40;
 const AK_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const SK_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/// How long a used signature is remembered: longer than any X-Sdk-Date can still verify
-/// (15 minutes either side of now).
-const SIGNATURE_MEMORY_MS: i64 = 31 * 60 * 1000;
 
 /// A header of the signed request, by lower-case name.
 fn header<'a>(req: &SignedRequest<'a>, name: &str) -> Option<&'a str> {
@@ -77,14 +73,14 @@ impl Core {
     }
 
     /// Checks an SDK-HMAC-SHA256 signature. The outer error is the store failing (busy, broken);
-    /// the inner one is the verdict on the request, whose reason is safe to log. On success the
-    /// bool says whether the signature is fresh: false for a POST whose signature was used before,
-    /// which the caller must serve without changing anything.
+    /// the inner one is the verdict on the request, whose reason is safe to log. On success comes
+    /// the request's `SingleUse` when it may change something (every method but GET, except the
+    /// read-only check-key POSTs): the caller runs the change under `Core::single_use`.
     pub fn authenticate_signature(
         &self,
         req: &SignedRequest,
         now: OffsetDateTime,
-    ) -> Result<std::result::Result<(Principal, bool), SignError>> {
+    ) -> Result<std::result::Result<(Principal, Option<SingleUse>), SignError>> {
         // The SDK leaves the body unsigned only for bodies that are not JSON, which no route here
         // takes; accepting it would let a captured request carry another body.
         if header(req, "x-sdk-content-sha256").is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD")
@@ -123,23 +119,17 @@ impl Core {
             (Ok(_), None) => return Ok(Err(SignError::UnknownAccessKey)),
             (Err(err), _) => return Ok(Err(err)),
         };
-        // A signature stays valid for the whole skew window, so a captured request could be sent
-        // again: a replayed add or submodule sync would bring back a key revoked since. Those are
-        // the POSTs (check-key only reads); a replayed DELETE can only hit the key it named, whose
-        // id is never reused. Claimed before the change runs, so a crash in between cannot leave
-        // a usable signature behind.
-        if req.method == "POST" && !req.raw_path.trim_end_matches('/').ends_with("/check-key") {
+        let changes = req.method != "GET"
+            && req.method != "HEAD"
+            && !req.raw_path.trim_end_matches('/').ends_with("/check-key");
+        let single_use = changes.then(|| {
             let signature = header(req, "authorization")
                 .and_then(aksk::parse_authorization)
                 .map(|auth| format!("{}:{}", auth.access, auth.signature))
                 .unwrap_or_default();
-            let until = crate::store::now_ms() + SIGNATURE_MEMORY_MS;
-            let fresh = self
-                .store
-                .write(|db| Ok::<_, Error>(db.claim_signature(&signature, until)?))?;
-            return Ok(Ok((who, fresh)));
-        }
-        Ok(Ok((who, true)))
+            SingleUse::new(signature)
+        });
+        Ok(Ok((who, single_use)))
     }
 }
 

@@ -83,6 +83,8 @@ pub enum Conflict {
     KeyOnRepository,
     UserExists,
     RepositoryExists,
+    /// This signed request has been used before: it may change something once only.
+    RequestUsed,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ impl Core {
     ) -> Result<(LinkedKey, Added)> {
         require_write(who)?;
         // One transaction: the label is never missing from a link that was acknowledged.
-        self.store.write(|db| {
+        self.write(|db| {
             let (linked, added) = self.add_key_in(db, who, repo, submission, Reuse::Join)?;
             if added != Added::Existing {
                 db.set_link_application(linked.repo_id, linked.key.id, application)?;
@@ -95,7 +95,7 @@ impl Core {
         key_id: i64,
     ) -> Result<usize> {
         require_write(who)?;
-        self.store.write(|db| {
+        self.write(|db| {
             let (parent, children) = parent_and_children(db, who, repo)?;
             let linked = db
                 .linked_key(parent.id, key_id)?
@@ -124,7 +124,7 @@ impl Core {
         key_id: i64,
     ) -> Result<usize> {
         require_write(who)?;
-        self.store.write(|db| {
+        self.write(|db| {
             let (parent, children) = parent_and_children(db, who, repo)?;
             db.linked_key(parent.id, key_id)?
                 .ok_or(Error::NotFound(Missing::Key))?;

@@ -5,12 +5,14 @@ mod admin;
 mod error;
 mod groups;
 pub mod key;
+mod single_use;
 
 pub use crate::store::{
     DeployKey, KeyLink, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
 };
 pub use error::{Conflict, Denied, Error, Field, Missing, Problem};
 pub use key::{KeyError, KeyPolicy, PublicKey};
+pub use single_use::SingleUse;
 
 use crate::store::{Db, NewKey, Store, now_ms};
 
@@ -93,11 +95,17 @@ pub type KeyWithRepos = (DeployKey, Vec<(Repository, bool)>);
 pub struct Core {
     store: Store,
     policy: KeyPolicy,
+    /// Set for the operations of a signed CodeArts request (`Core::single_use`).
+    single_use: Option<std::sync::Arc<SingleUse>>,
 }
 
 impl Core {
     pub fn new(store: Store, policy: KeyPolicy) -> Core {
-        Core { store, policy }
+        Core {
+            store,
+            policy,
+            single_use: None,
+        }
     }
 
     pub fn policy(&self) -> &KeyPolicy {
@@ -164,8 +172,7 @@ impl Core {
         reuse: Reuse,
     ) -> Result<(LinkedKey, Added)> {
         require_write(who)?;
-        self.store
-            .write(|db| self.add_key_in(db, who, repo, submission, reuse))
+        self.write(|db| self.add_key_in(db, who, repo, submission, reuse))
     }
 
     /// The body of `add_key`, inside a write transaction the caller owns (so a dialect can store
@@ -223,7 +230,7 @@ impl Core {
         can_push: Option<bool>,
     ) -> Result<LinkedKey> {
         require_write(who)?;
-        self.store.write(|db| {
+        self.write(|db| {
             let repo = managed_repo(db, who, repo)?;
             let linked = db
                 .linked_key(repo.id, key_id)?
@@ -246,7 +253,7 @@ impl Core {
     /// Detaches a key from a repository; a private key used nowhere else is deleted with it.
     pub fn remove_key(&self, who: &Principal, repo: &RepoRef, key_id: i64) -> Result<LinkedKey> {
         require_write(who)?;
-        self.store.write(|db| {
+        self.write(|db| {
             let repo = managed_repo(db, who, repo)?;
             let linked = db
                 .linked_key(repo.id, key_id)?
@@ -260,7 +267,7 @@ impl Core {
     /// Attaches an existing key the caller may use, read-only; attaching twice changes nothing.
     pub fn enable_key(&self, who: &Principal, repo: &RepoRef, key_id: i64) -> Result<DeployKey> {
         require_write(who)?;
-        self.store.write(|db| {
+        self.write(|db| {
             let repo = managed_repo(db, who, repo)?;
             let key = db.key_by_id(key_id)?.ok_or(Error::NotFound(Missing::Key))?;
             if db.linked_key(repo.id, key_id)?.is_none() {
@@ -309,7 +316,7 @@ impl Core {
         require_admin(who)?;
         let parsed = self.check_submission(submission)?;
         let text = parsed.text();
-        self.store.write(|db| {
+        self.write(|db| {
             let id = db.insert_key(&new_key(
                 &parsed,
                 &text,

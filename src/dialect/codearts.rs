@@ -13,7 +13,7 @@ use super::iso_millis;
 use crate::auth::aksk::SignedRequest;
 use crate::core::{
     Added, Conflict, Core, DeployKey, Error, Field, Gate, KeyError, KeySubmission, Missing,
-    Principal, Problem, RepoRef, Window,
+    Principal, Problem, RepoRef, SingleUse, Window,
 };
 use crate::http::{self, BodyError, Params, State, blocking};
 
@@ -246,6 +246,12 @@ fn describe_core(err: &Error) -> (StatusCode, &'static str, Cow<'static, str>) {
             "CH.00100001",
             format!("{} is invalid.", field.as_str()).into(),
         ),
+        Error::Conflict(Conflict::RequestUsed) => (
+            S::CONFLICT,
+            "DEV.00000005",
+            "This signed request was used before and changed nothing now. Sign it again (a new X-Sdk-Date) and resend it."
+                .into(),
+        ),
         Error::Conflict(Conflict::KeyOnRepository) => (
             S::BAD_REQUEST,
             "CH.00402001",
@@ -374,7 +380,8 @@ impl Call {
     /// Authenticates, then runs `op` with the parsed arguments, all on the blocking pool. The
     /// arguments are checked only after authentication, so an unauthenticated caller learns
     /// nothing from parameter errors (API Gateway authenticates before the service parses).
-    /// A request whose signature was used before is refused as a bad signature.
+    /// A signed change runs under `Core::single_use`: the same signed bytes change something at
+    /// most once, and a second time get `Conflict::RequestUsed`.
     async fn run<A, T, F>(
         self,
         state: &State,
@@ -386,28 +393,9 @@ impl Call {
         T: Send + 'static,
         F: FnOnce(&Core, &Principal, A) -> Result<T, Error> + Send + 'static,
     {
-        self.run_with(state, args, op, |_, _, _| Err(CaError::Signature))
-            .await
-    }
-
-    /// As `run`, but a request whose signature was used before goes to `replayed`, which must
-    /// change nothing: the same bytes sent again may be a retry, or a captured request.
-    async fn run_with<A, T, F, R>(
-        self,
-        state: &State,
-        args: Result<A, CaError>,
-        op: F,
-        replayed: R,
-    ) -> Result<T, CaError>
-    where
-        A: Send + 'static,
-        T: Send + 'static,
-        F: FnOnce(&Core, &Principal, A) -> Result<T, Error> + Send + 'static,
-        R: FnOnce(&Core, &Principal, A) -> Result<T, CaError> + Send + 'static,
-    {
         let core = state.core.clone();
         blocking(move || {
-            let result = self.authenticate(&core).and_then(|(who, fresh)| {
+            let result = self.authenticate(&core).and_then(|(who, single_use)| {
                 let args = match (args, &self.repository) {
                     (Ok(args), _) => args,
                     (Err(bad), Some(repo)) => {
@@ -419,11 +407,15 @@ impl Call {
                     }
                     (Err(bad), None) => return Err(bad),
                 };
-                if fresh {
-                    op(&core, &who, args).map_err(CaError::Core)
-                } else {
-                    replayed(&core, &who, args)
+                let core = match single_use {
+                    Some(request) => core.single_use(request),
+                    None => core,
+                };
+                let outcome = op(&core, &who, args);
+                if let Err(Error::Conflict(Conflict::RequestUsed)) = &outcome {
+                    log::info!("request {}: a signature used before", self.request_id);
                 }
+                outcome.map_err(CaError::Core)
             });
             if let Err(CaError::Core(err @ Error::Internal(_))) = &result {
                 http::log_internal(&self.request_id, err);
@@ -436,7 +428,7 @@ impl Call {
     /// A signature is checked whenever `Authorization` is present, a token whenever
     /// `X-Auth-Token` is; with both, both must be valid and name the same user, and the token's
     /// scope applies (a read-only token keeps a signed request read-only).
-    fn authenticate(&self, core: &Core) -> Result<(Principal, bool), CaError> {
+    fn authenticate(&self, core: &Core) -> Result<(Principal, Option<SingleUse>), CaError> {
         let signer = if self.signed {
             let headers: Vec<(&str, &str)> = self
                 .headers
@@ -451,12 +443,7 @@ impl Call {
                 body: &self.body,
             };
             match core.authenticate_signature(&req, OffsetDateTime::now_utc())? {
-                Ok((who, fresh)) => {
-                    if !fresh {
-                        log::info!("request {}: a signature used before", self.request_id);
-                    }
-                    Some((who, fresh))
-                }
+                Ok(signed) => Some(signed),
                 Err(reason) => {
                     log::info!("request {}: signature refused: {reason}", self.request_id);
                     return Err(CaError::Signature);
@@ -473,12 +460,13 @@ impl Call {
             None => None,
         };
         match (signer, bearer) {
-            (Some((signer, fresh)), Some(bearer)) if signer.user.id == bearer.user.id => {
-                Ok((bearer, fresh))
+            (Some((signer, single_use)), Some(bearer)) if signer.user.id == bearer.user.id => {
+                Ok((bearer, single_use))
             }
             (Some(_), Some(_)) => Err(CaError::DifferentUsers),
             (Some(signed), None) => Ok(signed),
-            (None, Some(who)) => Ok((who, true)),
+            // A token is no one-off: a script may send the same call with it twice.
+            (None, Some(who)) => Ok((who, None)),
             (None, None) => Err(CaError::NoCredentials),
         }
     }
@@ -668,27 +656,23 @@ async fn add_key(req: HttpRequest, state: web::Data<State>, payload: web::Payloa
         Ok((repo, body.add_request()?))
     });
     let linked = call
-        .run_with(
+        .run(
             &state,
             args,
             |core, who, (repo, (submission, application))| {
-                match core.add_key_with_application(who, &repo, &submission, &application)? {
+                match core.add_key_with_application(who, &repo, &submission, &application) {
                     // CodeArts refuses a key the repository has already (the same key elsewhere is
                     // shared instead, keeping its id and title).
-                    (_, Added::Existing) => Err(Error::Conflict(Conflict::KeyOnRepository)),
-                    (linked, _) => Ok(linked),
-                }
-            },
-            // The same add again: still there, it is the usual duplicate; gone (revoked since),
-            // it must not come back, and the request is refused.
-            |core, who, (repo, (submission, _))| {
-                if core
-                    .repo_has_key(who, &repo, &submission.key)
-                    .map_err(CaError::Core)?
-                {
-                    Err(CaError::Core(Error::Conflict(Conflict::KeyOnRepository)))
-                } else {
-                    Err(CaError::Signature)
+                    Ok((_, Added::Existing)) => Err(Error::Conflict(Conflict::KeyOnRepository)),
+                    Ok((linked, _)) => Ok(linked),
+                    // The same signed add again: with the key still there (a retry whose answer was
+                    // lost, say) it is the usual duplicate; gone, it stays gone.
+                    Err(Error::Conflict(Conflict::RequestUsed))
+                        if core.repo_has_key(who, &repo, &submission.key)? =>
+                    {
+                        Err(Error::Conflict(Conflict::KeyOnRepository))
+                    }
+                    Err(err) => Err(err),
                 }
             },
         )

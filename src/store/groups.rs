@@ -35,6 +35,34 @@ impl Db<'_> {
             == 1)
     }
 
+    /// Runs `f` inside a SAVEPOINT: when it fails, what it wrote is undone and what the enclosing
+    /// transaction wrote before it (a claimed signature) is kept for the commit.
+    pub fn savepoint<T, E>(
+        &self,
+        f: impl FnOnce(&Db) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.conn
+            .execute_batch("SAVEPOINT change")
+            .map_err(StoreError::from)?;
+        match f(self) {
+            Ok(out) => {
+                self.conn
+                    .execute_batch("RELEASE change")
+                    .map_err(StoreError::from)?;
+                Ok(out)
+            }
+            Err(err) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO change; RELEASE change")
+                    .map_err(StoreError::from)?;
+                Err(err)
+            }
+        }
+    }
+
     // ---- access keys ----
 
     pub fn insert_access_key(
