@@ -15,6 +15,20 @@ pub struct Settings {
     pub policy: KeyPolicy,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// The secret the SSH hosts present on `/internal/` routes; `None` means `internal.secret`
+    /// beside the database. Created (mode 0600) on first start when missing.
+    pub internal_secret_file: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn internal_secret_path(&self) -> PathBuf {
+        self.internal_secret_file.clone().unwrap_or_else(|| {
+            self.db
+                .parent()
+                .unwrap_or_else(|| std::path::Path::new("."))
+                .join("internal.secret")
+        })
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -26,6 +40,7 @@ impl std::fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("policy", &self.policy)
             .field("workers", &self.workers)
+            .field("internal_secret_file", &self.internal_secret_file)
             .finish()
     }
 }

@@ -61,6 +61,10 @@ struct ServeArgs {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "KEYGATE_WORKERS", default_value_t = 0)]
     workers: usize,
+    /// The secret SSH hosts present on /internal/ routes (created 0600 when missing) [default:
+    /// internal.secret beside the database]
+    #[arg(long, env = "KEYGATE_INTERNAL_SECRET_FILE")]
+    internal_secret_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -309,6 +313,7 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             allow_dsa: args.allow_dsa,
         },
         workers: args.workers,
+        internal_secret_file: args.internal_secret_file,
     };
     let app = Application::build(settings.clone())?;
     // Tests and scripts wait for this exact line to learn the port.

@@ -6,6 +6,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, HttpServer, web};
 
+use crate::auth::internal::InternalSecret;
 use crate::config::Settings;
 use crate::core::Core;
 use crate::dialect;
@@ -22,6 +23,7 @@ impl Application {
     pub fn build(settings: Settings) -> std::io::Result<Application> {
         let store = Store::open(&settings.db).map_err(std::io::Error::other)?;
         let core = Core::new(store, settings.policy.clone());
+        let internal_secret = InternalSecret::read_or_create(&settings.internal_secret_path())?;
         let listener = TcpListener::bind(&settings.listen)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(State {
@@ -30,6 +32,7 @@ impl Application {
                 .public_url
                 .as_deref()
                 .map(|u| u.trim_end_matches('/').to_string()),
+            internal_secret,
         });
         let mut server = HttpServer::new(move || {
             App::new()

@@ -1,6 +1,8 @@
-//! Credential primitives: generating and hashing tokens, and verifying CodeArts request signatures.
+//! Credential primitives: generating and hashing tokens, verifying CodeArts request signatures, and
+//! the secret the SSH hosts share with the gateway.
 
 pub mod aksk;
+pub mod internal;
 
 use sha2::{Digest, Sha256};
 

@@ -6,6 +6,7 @@ mod error;
 mod groups;
 pub mod key;
 mod single_use;
+mod ssh;
 
 pub use crate::store::{
     DeployKey, KeyLink, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
@@ -13,6 +14,7 @@ pub use crate::store::{
 pub use error::{Conflict, Denied, Error, Field, Missing, Problem};
 pub use key::{KeyError, KeyPolicy, PublicKey};
 pub use single_use::SingleUse;
+pub use ssh::{GitAccess, SshDenial, SshGrant};
 
 use crate::store::{Db, NewKey, Store, now_ms};
 

@@ -4,6 +4,7 @@
 pub mod codearts;
 pub mod github;
 pub mod gitlab;
+pub mod internal;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use serde::Serialize;
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     gitlab::configure(cfg);
     github::configure(cfg);
     codearts::configure(cfg);
+    internal::configure(cfg);
     cfg.default_service(web::to(|| async {
         json(
             StatusCode::NOT_FOUND,

@@ -20,6 +20,8 @@ use crate::core::{Core, Error};
 pub struct State {
     pub core: Core,
     pub public_url: Option<String>,
+    /// What the SSH hosts present on `/internal/` routes.
+    pub internal_secret: crate::auth::internal::InternalSecret,
 }
 
 /// The id of the request being served, also sent back in `X-Request-Id`.

@@ -2,6 +2,7 @@
 
 mod groups;
 mod queries;
+mod ssh;
 
 use std::path::Path;
 use std::time::Duration;

@@ -141,13 +141,13 @@ pub struct NewKey<'a> {
 // Paged queries write `LIMIT ?n + 0 OFFSET ?m + 0`. SQLite peeks at a bare bound LIMIT to plan the
 // query and marks the statement stale whenever that value is bound again, so a cached statement was
 // compiled anew on every request (seen in its RePrepare counter; about 300 µs of CPU per list).
-const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
+pub(super) const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
      k.title, k.public, k.owner_id, k.expires_at, k.last_used_at, k.created_at";
 
 const REPO_COLS: &str = "r.id, r.name, r.full_path, r.created_at, \
      n.id, n.parent_id, n.name, n.full_path, n.uuid, n.created_at";
 
-fn key_at(row: &Row, at: usize) -> rusqlite::Result<DeployKey> {
+pub(super) fn key_at(row: &Row, at: usize) -> rusqlite::Result<DeployKey> {
     Ok(DeployKey {
         id: row.get(at)?,
         fingerprint_sha256: row.get(at + 1)?,

@@ -40,6 +40,7 @@ impl Gateway {
             public_url: None,
             policy: KeyPolicy::default(),
             workers: 2,
+            internal_secret_file: None,
         };
         tweak(&mut settings);
         Gateway::launch(settings, dir)
@@ -75,6 +76,7 @@ impl Gateway {
             public_url: None,
             policy: KeyPolicy::default(),
             workers: 2,
+            internal_secret_file: None,
         };
         Gateway::launch(settings, dir)
     }

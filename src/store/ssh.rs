@@ -1,0 +1,35 @@
+//! SQL for the SSH door: the key sshd is offered, and when a key was last used.
+
+use rusqlite::OptionalExtension;
+
+use super::{Db, DeployKey, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+impl Db<'_> {
+    /// The key with this SHA256 fingerprint, if it is attached to at least one repository: one
+    /// lookup on the fingerprint's unique index and one probe of `key_links_key`.
+    pub fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1 \
+                 AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id)",
+                super::queries::KEY_COLS
+            ))?
+            .query_row([fingerprint], |r| super::queries::key_at(r, 0))
+            .optional()?)
+    }
+
+    /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
+    pub fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE deploy_keys SET last_used_at = ?2 \
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+            )?
+            .execute(rusqlite::params![key_id, now, fresh_after])?
+            == 1)
+    }
+}
