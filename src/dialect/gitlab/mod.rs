@@ -13,7 +13,7 @@ use crate::core::{
 };
 use crate::http::{self, BodyError, Pagination, Params, State, base_url, blocking, link_header};
 
-const OPENAPI: &str = include_str!("../../dialects/gitlab.yaml");
+const OPENAPI: &str = include_str!("../../../dialects/gitlab.yaml");
 const DEFAULT_PER_PAGE: u32 = 20;
 /// Query parameters a `Link` URL keeps besides `page` and `per_page`.
 const LINK_PARAMS: [&str; 1] = ["public"];
