@@ -83,6 +83,8 @@ pub enum Conflict {
     KeyOnRepository,
     UserExists,
     RepositoryExists,
+    /// The link changed after the moment the caller said it last saw it (a conditional delete).
+    ChangedSince,
 }
 
 #[derive(Debug, thiserror::Error)]

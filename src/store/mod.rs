@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_codearts.sql"),
     include_str!("migrations/0003_used_signatures.sql"),
+    include_str!("migrations/0004_link_updated_at.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.
