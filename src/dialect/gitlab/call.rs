@@ -12,7 +12,7 @@ use crate::http::{self, Pagination, Params, State, base_url, blocking, link_head
 
 const DEFAULT_PER_PAGE: u32 = 20;
 /// Query parameters a `Link` URL keeps besides `page` and `per_page`.
-const LINK_PARAMS: [&str; 1] = ["public"];
+const LINK_PARAMS: [&str; 2] = ["public", "username"];
 const MAX_PER_PAGE: u32 = 100;
 
 /// A parsed request: its parameters and the caller's token (not yet checked).

@@ -121,6 +121,7 @@ impl ResponseError for GlError {
                 Error::NotFound(_) => StatusCode::NOT_FOUND,
                 Error::Unauthorized => StatusCode::UNAUTHORIZED,
                 Error::Forbidden(_) | Error::InsufficientScope => StatusCode::FORBIDDEN,
+                Error::Conflict(Conflict::ChangedSince) => StatusCode::PRECONDITION_FAILED,
                 Error::Invalid { .. } | Error::Conflict(_) => StatusCode::BAD_REQUEST,
                 Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -174,6 +175,9 @@ impl ResponseError for GlError {
                 }
                 Error::Conflict(Conflict::UserExists | Conflict::RepositoryExists) => {
                     json!({"message": "409 Conflict"})
+                }
+                Error::Conflict(Conflict::ChangedSince) => {
+                    json!({"message": "412 Precondition Failed"})
                 }
                 Error::Conflict(_) => model_error(
                     *nested,

@@ -1,6 +1,9 @@
 //! The deploy-key routes of v4 (project, instance, fingerprint and per-user), and the operations v3 reuses.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use actix_web::http::StatusCode;
+use actix_web::http::header::{Header, IfUnmodifiedSince};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
@@ -63,22 +66,36 @@ pub(super) async fn op_create(
     .await
 }
 
-/// A JSON body on DELETE (gitbeaker sends `{}`) is read and ignored.
+/// A JSON body on DELETE (gitbeaker sends `{}`) is read and ignored. `conditional`: honour
+/// `If-Unmodified-Since` (v4 does; v3 never did).
 pub(super) async fn op_delete(
     req: &HttpRequest,
     state: &web::Data<State>,
     payload: web::Payload,
+    conditional: bool,
 ) -> Result<LinkedKey, GlError> {
     let call = Call::with_body(req, payload).await?;
     let repo = project_ref(req);
+    let since = conditional.then(|| unmodified_since(req)).flatten();
     call.run(
         state,
         Need::Manage(repo.clone()),
         key_id(req),
-        move |core, who, id| core.remove_key(who, &repo, id),
+        move |core, who, id| core.remove_key_unchanged_since(who, &repo, id, since),
     )
     .await
     .map_err(|e| e.key_missing(DEPLOY_KEY_NOT_FOUND))
+}
+
+/// `If-Unmodified-Since` in milliseconds since the epoch. A header that is not an HTTP-date is
+/// ignored, as RFC 9110 says; a date before 1970 is older than anything stored.
+fn unmodified_since(req: &HttpRequest) -> Option<i64> {
+    let IfUnmodifiedSince(date) = IfUnmodifiedSince::parse(req).ok()?;
+    let at = SystemTime::from(date);
+    Some(match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    })
 }
 
 pub(super) async fn op_enable(
@@ -151,7 +168,7 @@ pub(super) async fn delete(
     state: web::Data<State>,
     payload: web::Payload,
 ) -> Reply {
-    op_delete(&req, &state, payload).await?;
+    op_delete(&req, &state, payload, true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -202,8 +219,7 @@ pub(super) async fn admin_create(
 pub(super) async fn key_by_fingerprint(req: HttpRequest, state: web::Data<State>) -> Reply {
     let call = Call::query(&req)?;
     let args = match call.string("fingerprint") {
-        Ok(Some(fp)) if fingerprint_shaped(&fp) => Ok(fp),
-        Ok(Some(_)) => Err(GlError::BadFingerprint),
+        Ok(Some(fp)) => canonical_fingerprint(&fp).ok_or(GlError::BadFingerprint),
         Ok(None) => Err(GlError::Missing(vec!["fingerprint"])),
         Err(e) => Err(e),
     };
@@ -222,7 +238,7 @@ pub(super) async fn key_by_fingerprint(req: HttpRequest, state: web::Data<State>
                 "project_id": l.repo.id,
                 "can_push": l.can_push,
                 "created_at": iso_millis(l.created_at),
-                "updated_at": iso_millis(l.created_at),
+                "updated_at": iso_millis(l.updated_at),
             })
         })
         .collect();
@@ -239,19 +255,30 @@ pub(super) async fn key_by_fingerprint(req: HttpRequest, state: web::Data<State>
     Ok(json_response(StatusCode::OK, &body))
 }
 
-/// `SHA256:` and 43 base64 characters, or 16 colon-separated hex pairs (optionally `MD5:`-prefixed).
-fn fingerprint_shaped(fp: &str) -> bool {
-    if let Some(b64) = fp.strip_prefix("SHA256:") {
-        return b64.len() == 43
+/// A fingerprint as the store keeps it: `SHA256:` and 43 base64 characters, or 16 lower-case
+/// colon-separated hex pairs. The `sha256:` prefix is taken in any case (GitLab's finder matches
+/// it case-insensitively and clients lower-case it); an `MD5:` prefix, as `ssh-keygen -E md5`
+/// prints it, likewise. The base64 itself is case-sensitive and is left alone.
+fn canonical_fingerprint(fp: &str) -> Option<String> {
+    if let Some(b64) = strip_prefix_ignore_case(fp, "sha256:") {
+        let shaped = b64.len() == 43
             && b64
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+        return shaped.then(|| format!("SHA256:{b64}"));
     }
-    let hex = fp.strip_prefix("MD5:").unwrap_or(fp);
-    hex.len() == 47
+    let hex = strip_prefix_ignore_case(fp, "md5:").unwrap_or(fp);
+    let shaped = hex.len() == 47
         && hex
             .split(':')
-            .all(|pair| pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()))
+            .all(|pair| pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()));
+    shaped.then(|| hex.to_ascii_lowercase())
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 pub(super) async fn user_keys(req: HttpRequest, state: web::Data<State>) -> Reply {

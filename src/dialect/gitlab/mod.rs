@@ -4,6 +4,7 @@ mod call;
 mod error;
 mod keys;
 mod projects;
+mod users;
 mod v3;
 mod wire;
 
@@ -15,6 +16,7 @@ use keys::{
     user_keys,
 };
 use projects::project;
+use users::{me, metadata, user, users};
 use v3::{v3_create, v3_delete, v3_enable, v3_get, v3_list};
 
 const OPENAPI: &str = include_str!("../../../dialects/gitlab.yaml");
@@ -43,6 +45,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/users/{user}/project_deploy_keys",
                 web::get().to(user_keys),
             )
+            .route("/user", web::get().to(me))
+            .route("/users", web::get().to(users))
+            .route("/users/{id}", web::get().to(user))
+            .route("/version", web::get().to(metadata))
+            .route("/metadata", web::get().to(metadata))
             .default_service(web::to(not_found)),
     );
     // GitLab 8.x-10.x served every route under both names; old scripts still use `keys`.

@@ -36,7 +36,7 @@ pub(super) async fn v3_delete(
     state: web::Data<State>,
     payload: web::Payload,
 ) -> Reply {
-    let linked = op_delete(&req, &state, payload).await?;
+    let linked = op_delete(&req, &state, payload, false).await?;
     Ok(json(StatusCode::OK, &v3_linked(&linked)))
 }
 

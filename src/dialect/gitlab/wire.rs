@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::core::{DeployKey, KeyWithRepos, LinkedKey, Repository};
+use crate::core::{DeployKey, KeyWithRepos, LinkedKey, Repository, User};
 use crate::dialect::iso_millis;
 
 #[derive(Serialize)]
@@ -108,4 +108,58 @@ pub(super) fn v3_body(key: &DeployKey, can_push: Option<bool>) -> V3Key<'_> {
 
 pub(super) fn v3_linked(linked: &LinkedKey) -> V3Key<'_> {
     v3_body(&linked.key, Some(linked.can_push))
+}
+
+/// A user's public fields (GitLab's `UserBasic` plus `created_at` and `bot`); `is_admin` only for
+/// an admin's eyes, as GitLab's `UserWithAdmin` entity has it.
+#[derive(Serialize)]
+pub(super) struct UserBody<'a> {
+    id: i64,
+    username: &'a str,
+    /// keygate keeps no display name; GitLab clients expect one.
+    name: &'a str,
+    state: &'static str,
+    locked: bool,
+    avatar_url: Option<&'a str>,
+    web_url: String,
+    created_at: String,
+    bot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_admin: Option<bool>,
+}
+
+/// `base` is the client-visible base URL; `admin_view` says whether the caller is an admin.
+pub(super) fn user_body<'a>(user: &'a User, base: &str, admin_view: bool) -> UserBody<'a> {
+    UserBody {
+        id: user.id,
+        username: &user.username,
+        name: &user.username,
+        state: "active",
+        locked: false,
+        avatar_url: None,
+        web_url: format!("{base}/{}", user.username),
+        created_at: iso_millis(user.created_at),
+        bot: false,
+        is_admin: admin_view.then_some(user.admin),
+    }
+}
+
+/// `GET /version` and `GET /metadata` (the same body since GitLab 15.5).
+#[derive(Serialize)]
+pub(super) struct Metadata {
+    pub(super) version: &'static str,
+    pub(super) revision: &'static str,
+    pub(super) kas: Kas,
+    pub(super) enterprise: bool,
+}
+
+/// The Kubernetes agent server: keygate has none, reported as a GitLab without KAS reports it.
+#[derive(Serialize)]
+pub(super) struct Kas {
+    pub(super) enabled: bool,
+    #[serde(rename = "externalUrl")]
+    pub(super) external_url: Option<String>,
+    #[serde(rename = "externalK8sProxyUrl")]
+    pub(super) external_k8s_proxy_url: Option<String>,
+    pub(super) version: Option<String>,
 }
