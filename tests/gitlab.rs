@@ -1267,3 +1267,360 @@ fn bad_bodies_unknown_routes_and_the_contract() {
     assert!(res.header("x-request-id").is_some_and(|id| id.len() == 32));
     assert_eq!(count(&gw, &seed.alice, seed.widgets), 0);
 }
+
+// ---- the caller, users, version and metadata ----
+
+#[test]
+fn current_user_for_every_valid_token_and_401_otherwise() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("gitlab.yaml");
+    // carol's token is read_api: reading who she is must still work.
+    for (token, name) in [(&seed.carol, "carol"), (&seed.alice, "alice")] {
+        let me = gw
+            .req("GET", &format!("{V4}/user"))
+            .token(token)
+            .send()
+            .expect(200)
+            .json();
+        contract.check("/user", "get", 200, &me);
+        assert_eq!(me["username"], name);
+        assert_eq!(me["state"], "active");
+        assert_eq!(me["web_url"], format!("{}/{name}", gw.url));
+        assert!(
+            me.get("is_admin").is_none(),
+            "non-admins never see is_admin: {me}"
+        );
+    }
+    let root = gw
+        .req("GET", &format!("{V4}/user"))
+        .header("Authorization", &format!("Bearer {}", seed.root))
+        .send()
+        .expect(200)
+        .json();
+    contract.check("/user", "get", 200, &root);
+    assert_eq!(
+        (root["username"].as_str(), root["is_admin"].as_bool()),
+        (Some("root"), Some(true))
+    );
+    for req in [
+        gw.req("GET", &format!("{V4}/user")),
+        gw.req("GET", &format!("{V4}/user"))
+            .token("glpat-not-a-token"),
+    ] {
+        let res = req.send().expect(401);
+        assert_eq!(res.json(), json!({"message": "401 Unauthorized"}));
+        contract.check("/user", "get", 401, &res.json());
+    }
+}
+
+#[test]
+fn current_user_id_is_the_id_users_routes_take() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let key = add(&gw, &seed.alice, seed.widgets, &fresh_key("mine"), false);
+    let me = gw
+        .req("GET", &format!("{V4}/user"))
+        .token(&seed.alice)
+        .send()
+        .expect(200)
+        .json();
+    let id = me["id"].as_i64().unwrap();
+    let keys = gw
+        .req("GET", &format!("{V4}/users/{id}/project_deploy_keys"))
+        .token(&seed.carol)
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(keys[0]["id"], key["id"]);
+    let user = gw
+        .req("GET", &format!("{V4}/users/{id}"))
+        .token(&seed.alice)
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["created_at"], me["created_at"]);
+}
+
+#[test]
+fn users_by_id_and_by_username() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("gitlab.yaml");
+    let alice_id = gw
+        .req("GET", &format!("{V4}/user"))
+        .token(&seed.alice)
+        .send()
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    // bob shares nothing with root, and still sees root's public fields (as on GitLab).
+    let root_id = gw
+        .req("GET", &format!("{V4}/user"))
+        .token(&seed.root)
+        .send()
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let seen = gw
+        .req("GET", &format!("{V4}/users/{root_id}"))
+        .token(&seed.bob)
+        .send()
+        .expect(200)
+        .json();
+    contract.check("/users/{id}", "get", 200, &seen);
+    assert_eq!(seen["username"], "root");
+    assert!(
+        seen.get("is_admin").is_none(),
+        "a non-admin is not told who is admin"
+    );
+    let by_admin = gw
+        .req("GET", &format!("{V4}/users/{alice_id}"))
+        .token(&seed.root)
+        .send()
+        .expect(200)
+        .json();
+    contract.check("/users/{id}", "get", 200, &by_admin);
+    assert_eq!(by_admin["is_admin"], false);
+
+    let res = gw
+        .req("GET", &format!("{V4}/users/999999"))
+        .token(&seed.bob)
+        .send()
+        .expect(404);
+    assert_eq!(res.json(), json!({"message": "404 User Not Found"}));
+    contract.check("/users/{id}", "get", 404, &res.json());
+    let res = gw
+        .req("GET", &format!("{V4}/users/alice"))
+        .token(&seed.bob)
+        .send()
+        .expect(400);
+    assert_eq!(res.json(), json!({"error": "id is invalid"}));
+    gw.req("GET", &format!("{V4}/users/{alice_id}"))
+        .send()
+        .expect(401);
+
+    // Usernames match in any case, as on GitLab.
+    let res = gw
+        .req("GET", &format!("{V4}/users?username=ALICE"))
+        .token(&seed.carol)
+        .send()
+        .expect(200);
+    contract.check("/users", "get", 200, &res.json());
+    let found = res.json();
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["id"], alice_id);
+    assert_eq!(res.header("x-total"), Some("1"));
+    assert_eq!(res.header("x-total-pages"), Some("1"));
+    let link = links(res.header("link").unwrap());
+    assert!(link["first"].contains("username=ALICE"), "{link:?}");
+    assert!(!link.contains_key("next"));
+
+    let res = gw
+        .req("GET", &format!("{V4}/users?username=nobody"))
+        .token(&seed.carol)
+        .send()
+        .expect(200);
+    assert_eq!(res.json(), json!([]));
+    assert_eq!(res.header("x-total"), Some("0"));
+    assert_eq!(res.header("x-total-pages"), Some("1"));
+
+    let all = gw
+        .req("GET", &format!("{V4}/users?per_page=3"))
+        .token(&seed.bob)
+        .send()
+        .expect(200);
+    contract.check("/users", "get", 200, &all.json());
+    assert_eq!(all.json().as_array().unwrap().len(), 3);
+    assert_eq!(all.header("x-total"), Some("4"));
+    assert_eq!(all.header("x-next-page"), Some("2"));
+    gw.req("GET", &format!("{V4}/users?username=alice"))
+        .send()
+        .expect(401);
+}
+
+#[test]
+fn version_and_metadata() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("gitlab.yaml");
+    let mut bodies = Vec::new();
+    for path in ["/version", "/metadata"] {
+        let res = gw
+            .req("GET", &format!("{V4}{path}"))
+            .token(&seed.carol)
+            .send()
+            .expect(200);
+        let body = res.json();
+        contract.check(path, "get", 200, &body);
+        let major: u32 = body["version"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(major, 17, "{body}");
+        assert_eq!(body["kas"]["enabled"], false);
+        assert_eq!(body["enterprise"], false);
+        let res = gw.req("GET", &format!("{V4}{path}")).send().expect(401);
+        assert_eq!(res.json(), json!({"message": "401 Unauthorized"}));
+        bodies.push(body);
+    }
+    assert_eq!(bodies[0], bodies[1], "GitLab answers both with one body");
+}
+
+// ---- DELETE with If-Unmodified-Since ----
+
+fn http_date(at: time::OffsetDateTime) -> String {
+    at.format(time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ))
+    .unwrap()
+}
+
+/// The link's `updated_at`, as the admin fingerprint lookup shows it.
+fn link_updated_at(gw: &Gateway, root: &str, key: &serde_json::Value) -> time::OffsetDateTime {
+    let fp = url_encode(key["fingerprint_sha256"].as_str().unwrap());
+    let body = gw
+        .req("GET", &format!("{V4}/keys?fingerprint={fp}"))
+        .token(root)
+        .send()
+        .expect(200)
+        .json();
+    let text = body["deploy_keys_projects"][0]["updated_at"]
+        .as_str()
+        .unwrap();
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[test]
+fn delete_with_an_older_if_unmodified_since_is_412_and_keeps_the_key() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("gitlab.yaml");
+    let key = add(&gw, &seed.alice, seed.widgets, &fresh_key("cond"), false);
+    let path = format!("{}/{}", keys_path(seed.widgets), key["id"]);
+    let created = link_updated_at(&gw, &seed.root, &key);
+    let older = http_date(created - time::Duration::seconds(1));
+    let res = gw
+        .req("DELETE", &path)
+        .token(&seed.alice)
+        .header("If-Unmodified-Since", &older)
+        .send()
+        .expect(412);
+    assert_eq!(res.json(), json!({"message": "412 Precondition Failed"}));
+    contract.check(
+        "/projects/{id}/deploy_keys/{key_id}",
+        "delete",
+        412,
+        &res.json(),
+    );
+    gw.req("GET", &path).token(&seed.alice).send().expect(200);
+
+    // A change of can_push moves the link's clock: the creation second is now too old.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    gw.req("PUT", &path)
+        .token(&seed.alice)
+        .json(&json!({"can_push": true}))
+        .send()
+        .expect(200);
+    let changed = link_updated_at(&gw, &seed.root, &key);
+    assert!(changed.unix_timestamp() > created.unix_timestamp());
+    gw.req("DELETE", &path)
+        .token(&seed.alice)
+        .header("If-Unmodified-Since", &http_date(created))
+        .send()
+        .expect(412);
+    // A title change does not touch the link (GitLab's title lives on the key row).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    gw.req("PUT", &path)
+        .token(&seed.alice)
+        .json(&json!({"title": "renamed", "can_push": true}))
+        .send()
+        .expect(200);
+    assert_eq!(link_updated_at(&gw, &seed.root, &key), changed);
+    gw.req("GET", &path).token(&seed.alice).send().expect(200);
+
+    // The very second of the last change is not older than it: the delete goes through.
+    gw.req("DELETE", &path)
+        .token(&seed.alice)
+        .header("If-Unmodified-Since", &http_date(changed))
+        .send()
+        .expect(204);
+    gw.req("GET", &path).token(&seed.alice).send().expect(404);
+}
+
+#[test]
+fn delete_with_a_newer_or_unreadable_if_unmodified_since_deletes() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let later = http_date(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+    for header in [later.as_str(), "not a date", "1700000000", ""] {
+        let key = add(&gw, &seed.alice, seed.widgets, &fresh_key("c"), false);
+        let path = format!("{}/{}", keys_path(seed.widgets), key["id"]);
+        gw.req("DELETE", &path)
+            .token(&seed.alice)
+            .header("If-Unmodified-Since", header)
+            .send()
+            .expect(204);
+        gw.req("GET", &path).token(&seed.alice).send().expect(404);
+    }
+    // A date long before any change still only applies to a key that is there.
+    let res = gw
+        .req("DELETE", &format!("{}/999999", keys_path(seed.widgets)))
+        .token(&seed.alice)
+        .header("If-Unmodified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")
+        .send()
+        .expect(404);
+    assert_eq!(res.json(), json!({"message": "404 Deploy key Not Found"}));
+    assert_eq!(count(&gw, &seed.alice, seed.widgets), 0);
+}
+
+#[test]
+fn fingerprint_prefixes_in_any_case() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let key = add(&gw, &seed.alice, seed.widgets, &fresh_key("fp"), true);
+    let sha = key["fingerprint_sha256"].as_str().unwrap();
+    let b64 = sha.strip_prefix("SHA256:").unwrap();
+    let md5 = key["fingerprint"].as_str().unwrap();
+    for fp in [
+        format!("sha256:{b64}"),
+        format!("Sha256:{b64}"),
+        format!("SHA256:{b64}"),
+        format!("md5:{md5}"),
+        format!("MD5:{}", md5.to_ascii_uppercase()),
+        md5.to_ascii_uppercase(),
+    ] {
+        let res = gw
+            .req("GET", &format!("{V4}/keys?fingerprint={}", url_encode(&fp)))
+            .token(&seed.root)
+            .send();
+        assert_eq!(res.status, 200, "{fp}: {}", res.body);
+        assert_eq!(res.json()["id"], key["id"], "{fp}");
+    }
+    // Only the prefix is case-blind: base64 is not.
+    let flipped: String = b64
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    gw.req(
+        "GET",
+        &format!(
+            "{V4}/keys?fingerprint={}",
+            url_encode(&format!("sha256:{flipped}"))
+        ),
+    )
+    .token(&seed.root)
+    .send()
+    .expect(404);
+}

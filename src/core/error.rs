@@ -85,6 +85,8 @@ pub enum Conflict {
     RepositoryExists,
     /// This signed request has been used before: it may change something once only.
     RequestUsed,
+    /// The link changed after the moment the caller said it last saw it (a conditional delete).
+    ChangedSince,
 }
 
 #[derive(Debug, thiserror::Error)]

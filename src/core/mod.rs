@@ -254,12 +254,30 @@ impl Core {
 
     /// Detaches a key from a repository; a private key used nowhere else is deleted with it.
     pub fn remove_key(&self, who: &Principal, repo: &RepoRef, key_id: i64) -> Result<LinkedKey> {
+        self.remove_key_unchanged_since(who, repo, key_id, None)
+    }
+
+    /// `remove_key`, but only if the link has not changed after `since` (milliseconds, read at
+    /// whole-second resolution: a change within that second counts as seen). Checked in the same
+    /// write transaction as the delete, so a concurrent update cannot slip in between.
+    pub fn remove_key_unchanged_since(
+        &self,
+        who: &Principal,
+        repo: &RepoRef,
+        key_id: i64,
+        since: Option<i64>,
+    ) -> Result<LinkedKey> {
         require_write(who)?;
         self.write(|db| {
             let repo = managed_repo(db, who, repo)?;
             let linked = db
                 .linked_key(repo.id, key_id)?
                 .ok_or(Error::NotFound(Missing::Key))?;
+            if since
+                .is_some_and(|since| linked.updated_at.div_euclid(1000) > since.div_euclid(1000))
+            {
+                return Err(Error::Conflict(Conflict::ChangedSince));
+            }
             db.delete_link(repo.id, key_id)?;
             db.delete_key_if_orphaned(key_id)?;
             Ok(linked)
@@ -362,11 +380,7 @@ impl Core {
         window: Window,
     ) -> Result<Paged<DeployKey>> {
         self.store.read(|db| {
-            let user = match target {
-                UserRef::Id(id) => db.user_by_id(*id)?,
-                UserRef::Name(name) => db.user_by_name(name)?,
-            }
-            .ok_or(Error::NotFound(Missing::User))?;
+            let user = find_user(db, target)?;
             let viewer = (!who.user.admin).then_some(who.user.id);
             if let Some(viewer) = viewer
                 && !db.share_maintained_repo(user.id, viewer)?
@@ -376,6 +390,27 @@ impl Core {
             let (items, total) =
                 db.keys_in_common_repos(user.id, viewer, window.offset, window.limit)?;
             Ok(Paged { items, total })
+        })
+    }
+
+    /// A user by id or username. Any authenticated caller may look one up: only public fields
+    /// leave the dialects.
+    pub fn user(&self, _who: &Principal, target: &UserRef) -> Result<User> {
+        self.store.read(|db| find_user(db, target))
+    }
+
+    /// One page of users in id order, or only the one named `username` (an empty page if none).
+    pub fn users_named(
+        &self,
+        _who: &Principal,
+        username: Option<&str>,
+        window: Window,
+    ) -> Result<Paged<User>> {
+        self.store.read(|db| {
+            Ok(Paged {
+                items: db.users_page(username, window.offset, window.limit)?,
+                total: db.count_users(username)?,
+            })
         })
     }
 
@@ -497,6 +532,14 @@ fn visible_repo(db: &Db, who: &Principal, repo: &RepoRef) -> Result<(Repository,
         return Err(Error::NotFound(Missing::Repository));
     }
     Ok((found, role))
+}
+
+fn find_user(db: &Db, target: &UserRef) -> Result<User> {
+    match target {
+        UserRef::Id(id) => db.user_by_id(*id)?,
+        UserRef::Name(name) => db.user_by_name(name)?,
+    }
+    .ok_or(Error::NotFound(Missing::User))
 }
 
 /// The repository, if the caller may manage its deploy keys.

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_codearts.sql"),
     include_str!("migrations/0003_used_signatures.sql"),
+    include_str!("migrations/0004_link_updated_at.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.
@@ -207,4 +208,41 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before links had `updated_at` keeps its links, each last changed when made.
+    #[test]
+    fn migration_4_dates_existing_links_by_their_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 3;
+                 INSERT INTO namespaces (name, full_path, uuid, created_at) VALUES ('g', 'g', 'u', 1);
+                 INSERT INTO repositories (namespace_id, name, full_path, created_at) VALUES (1, 'r', 'g/r', 1);
+                 INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, title, created_at)
+                   VALUES ('SHA256:x', 'aa', 'ssh-ed25519 AAAA', 'ssh-ed25519', 256, 't', 5);
+                 INSERT INTO key_links (repo_id, key_id, can_push, created_at) VALUES (1, 1, 0, 1234567);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let linked = store
+            .read(|db| db.linked_key(1, 1))
+            .unwrap()
+            .expect("the link survives");
+        assert_eq!(linked.updated_at, 1_234_567);
+        assert_eq!(
+            store.pragma("user_version").unwrap(),
+            MIGRATIONS.len().to_string()
+        );
+    }
 }

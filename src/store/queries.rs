@@ -113,6 +113,8 @@ pub struct LinkedKey {
     pub can_push: bool,
     pub added_by: Option<String>,
     pub linked_at: i64,
+    /// When the link last changed: its creation, or a change of `can_push`.
+    pub updated_at: i64,
 }
 
 /// One repository a key is attached to.
@@ -122,6 +124,7 @@ pub struct KeyLink {
     pub repo: Repository,
     pub can_push: bool,
     pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// Everything needed to insert a key row; the caller has parsed and checked it.
@@ -201,6 +204,7 @@ fn linked_at(row: &Row) -> rusqlite::Result<LinkedKey> {
         can_push: row.get(13)?,
         added_by: row.get(14)?,
         linked_at: row.get(15)?,
+        updated_at: row.get(16)?,
     })
 }
 
@@ -230,6 +234,23 @@ impl Db<'_> {
             .prepare_cached("SELECT id, username, admin, created_at FROM users WHERE id = ?1")?
             .query_row([id], user_at)
             .optional()?)
+    }
+
+    /// One page of users by id, optionally only the one with this username (any case, as GitLab).
+    pub fn users_page(&self, username: Option<&str>, offset: u64, limit: u32) -> Result<Vec<User>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, username, admin, created_at FROM users WHERE (?1 IS NULL OR username = ?1) \
+             ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0",
+        )?;
+        let rows = stmt.query_map(params![username, limit, offset as i64], user_at)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn count_users(&self, username: Option<&str>) -> Result<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM users WHERE (?1 IS NULL OR username = ?1)")?
+            .query_row([username], |r| r.get::<_, i64>(0))? as u64)
     }
 
     pub fn list_users(&self) -> Result<Vec<User>> {
@@ -543,19 +564,22 @@ impl Db<'_> {
     ) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?
             .execute(params![repo_id, key_id, can_push, added_by, now_ms()])?;
         Ok(())
     }
 
+    /// Sets a link's push permission; `updated_at` moves only when the value really changes, as
+    /// ActiveRecord leaves an unchanged row (and its timestamp) alone.
     pub fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
         self.conn
             .prepare_cached(
-                "UPDATE key_links SET can_push = ?3 WHERE repo_id = ?1 AND key_id = ?2",
+                "UPDATE key_links SET can_push = ?3, updated_at = ?4 \
+                 WHERE repo_id = ?1 AND key_id = ?2 AND can_push != ?3",
             )?
-            .execute(params![repo_id, key_id, can_push])?;
+            .execute(params![repo_id, key_id, can_push, now_ms()])?;
         Ok(())
     }
 
@@ -578,7 +602,7 @@ impl Db<'_> {
         Ok(self
             .conn
             .prepare_cached(&format!(
-                "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at \
+                "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
                  FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
                  LEFT JOIN users u ON u.id = l.added_by \
                  WHERE l.repo_id = ?1 AND l.key_id = ?2"
@@ -590,7 +614,7 @@ impl Db<'_> {
     /// One page of a repository's keys in the order they were attached.
     pub fn linked_keys(&self, repo_id: i64, offset: u64, limit: u32) -> Result<Vec<LinkedKey>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at \
+            "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
              FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
              LEFT JOIN users u ON u.id = l.added_by \
              WHERE l.id IN (SELECT id FROM key_links WHERE repo_id = ?1 ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0) \
@@ -611,7 +635,7 @@ impl Db<'_> {
     /// Every repository a key is attached to, with its push permission there.
     pub fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {REPO_COLS}, l.can_push, l.created_at, l.id FROM key_links l \
+            "SELECT {REPO_COLS}, l.can_push, l.created_at, l.id, l.updated_at FROM key_links l \
              JOIN repositories r ON r.id = l.repo_id JOIN namespaces n ON n.id = r.namespace_id \
              WHERE l.key_id = ?1 ORDER BY l.id"
         ))?;
@@ -621,6 +645,7 @@ impl Db<'_> {
                 can_push: r.get(10)?,
                 created_at: r.get(11)?,
                 id: r.get(12)?,
+                updated_at: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -684,3 +684,70 @@ def test_server_log_never_contains_tokens_or_private_keys(gw, ssh_keys):
     assert "PRIVATE KEY" not in log
     for line in private.private.splitlines()[1:-1]:
         assert line not in log, "private key material appears in the server log"
+
+
+# ---- the caller and the server: gl.auth(), gl.user, gl.users, gl.version() -------------------------------------
+
+
+def test_auth_sets_the_current_user(gw, alice):
+    with warnings.catch_warnings():
+        # auth() warns when the user's web_url is not on the base URL the client was given.
+        warnings.simplefilter("error")
+        alice.auth()
+    assert alice.user.username == "alice"
+    assert isinstance(alice.user.id, int)
+    assert not hasattr(alice.user, "is_admin"), "a non-admin is not told about admin rights"
+    assert alice.recorder.last("GET").request.path_url == "/api/v4/user"
+
+
+def test_auth_of_an_admin_shows_is_admin(gw, root):
+    root.auth()
+    assert root.user.username == "root"
+    assert root.user.is_admin is True
+
+
+def test_auth_with_a_read_only_token(gw):
+    carol = client(gw, "carol")
+    carol.auth()
+    assert carol.user.username == "carol"
+
+
+@pytest.mark.parametrize("token", ["glpat-not-a-real-token", ""])
+def test_auth_with_a_bad_token_raises(gw, token):
+    with pytest.raises(glexc.GitlabAuthenticationError) as e:
+        client(gw, token=token).auth()
+    assert e.value.response_code == 401
+    assert e.value.error_message == "401 Unauthorized"
+
+
+def test_current_user_id_lists_user_project_deploy_keys(gw, alice, widgets, ssh_keys):
+    k = create(widgets, ssh_keys.new("mine"))
+    alice.auth()
+    carol = client(gw, "carol")
+    # python-gitlab has no manager for this route; http_list pages it like any list.
+    keys = carol.http_list(f"/users/{alice.user.id}/project_deploy_keys", get_all=True)
+    assert [x["id"] for x in keys] == [k.id]
+    assert carol.users.get(alice.user.id).username == "alice"
+
+
+def test_users_by_username(gw, alice):
+    bob = client(gw, "bob")
+    found = bob.users.list(username="alice", get_all=True)
+    assert [u.username for u in found] == ["alice"]
+    alice.auth()
+    assert found[0].id == alice.user.id
+    assert not hasattr(found[0], "is_admin")
+    assert bob.users.list(username="nobody", get_all=True) == []
+    with pytest.raises(glexc.GitlabGetError) as e:
+        bob.users.get(999999)
+    assert e.value.response_code == 404
+    assert e.value.error_message == "404 User Not Found"
+
+
+def test_version(gw, alice):
+    version, revision = alice.version()
+    assert re.fullmatch(r"17\.\d+\.\d+", version), version
+    assert revision.startswith("keygate-")
+    meta = alice.http_get("/metadata")
+    assert (meta["version"], meta["revision"]) == (version, revision)
+    assert meta["kas"]["enabled"] is False

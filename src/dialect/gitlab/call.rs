@@ -1,0 +1,254 @@
+//! Reading a GitLab request (parameters, token, pagination) and running it on the core in one hop.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::error::GlError;
+use crate::core::{Core, Error, Gate, KeySubmission, Principal, RepoRef};
+use crate::dialect::{json, parse_time};
+use crate::http::{self, Pagination, Params, State, base_url, blocking, link_header};
+
+const DEFAULT_PER_PAGE: u32 = 20;
+/// Query parameters a `Link` URL keeps besides `page` and `per_page`.
+const LINK_PARAMS: [&str; 2] = ["public", "username"];
+const MAX_PER_PAGE: u32 = 100;
+
+/// A parsed request: its parameters and the caller's token (not yet checked).
+pub(super) struct Call {
+    params: Params,
+    token: Option<String>,
+    /// Whether the route changes anything: a read-only token is refused before anything else.
+    write: bool,
+    request_id: String,
+}
+
+/// What a route needs beyond a valid token (owned, to cross into the blocking pool).
+pub(super) enum Need {
+    Token,
+    Admin,
+    Manage(RepoRef),
+}
+
+impl Call {
+    pub(super) fn read(req: &HttpRequest, body: &[u8]) -> Result<Call, GlError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let params = Params::parse(req.query_string(), content_type, body)?;
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let token = header("private-token")
+            .or_else(|| http::authorization_token(req, &["bearer"]))
+            .or_else(|| params.string("private_token").ok().flatten())
+            .or_else(|| params.string("access_token").ok().flatten());
+        Ok(Call {
+            params,
+            token,
+            write: !matches!(*req.method(), Method::GET | Method::HEAD),
+            request_id: http::request_id(req),
+        })
+    }
+
+    pub(super) fn query(req: &HttpRequest) -> Result<Call, GlError> {
+        Call::read(req, b"")
+    }
+
+    pub(super) async fn with_body(
+        req: &HttpRequest,
+        payload: web::Payload,
+    ) -> Result<Call, GlError> {
+        let body = http::read_body(payload).await?;
+        Call::read(req, &body)
+    }
+
+    pub(super) fn pagination(&self) -> Result<Pagination, GlError> {
+        let page = self
+            .params
+            .integer("page")
+            .map_err(|_| GlError::InvalidParam("page"))?;
+        let per_page = self
+            .params
+            .integer("per_page")
+            .map_err(|_| GlError::InvalidParam("per_page"))?;
+        Ok(Pagination::new(
+            page,
+            per_page,
+            DEFAULT_PER_PAGE,
+            MAX_PER_PAGE,
+        ))
+    }
+
+    pub(super) fn string(&self, name: &'static str) -> Result<Option<String>, GlError> {
+        self.params
+            .string(name)
+            .map_err(|_| GlError::InvalidParam(name))
+    }
+
+    pub(super) fn boolean(&self, name: &'static str) -> Result<Option<bool>, GlError> {
+        self.params
+            .boolean(name)
+            .map_err(|_| GlError::InvalidParam(name))
+    }
+
+    fn expires_at(&self) -> Result<Option<i64>, GlError> {
+        match self.string("expires_at")? {
+            None => Ok(None),
+            Some(text) if text.trim().is_empty() => Ok(None),
+            Some(text) => parse_time(&text)
+                .map(Some)
+                .ok_or(GlError::InvalidParam("expires_at")),
+        }
+    }
+
+    /// `title`, `key`, `can_push` and `expires_at`, with Grape's "is missing" errors in its order.
+    pub(super) fn submission(&self) -> Result<KeySubmission, GlError> {
+        let key = self.string("key")?;
+        let title = self.string("title")?;
+        let missing: Vec<&'static str> = [("key", key.is_none()), ("title", title.is_none())]
+            .into_iter()
+            .filter_map(|(n, absent)| absent.then_some(n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(GlError::Missing(missing));
+        }
+        Ok(KeySubmission {
+            title: title.unwrap_or_default(),
+            // GitLab strips the key before anything else.
+            key: key.unwrap_or_default().trim().to_string(),
+            can_push: self.boolean("can_push")?.unwrap_or(false),
+            expires_at: self.expires_at()?,
+        })
+    }
+
+    /// Authenticates, then either runs `op` with the parsed `args` or, when they did not parse,
+    /// reports that only after `need` holds: GitLab answers 401, then 403/404, then 400. One hop
+    /// to the blocking pool either way.
+    pub(super) async fn run<A, T, F>(
+        &self,
+        state: &web::Data<State>,
+        need: Need,
+        args: Result<A, GlError>,
+        op: F,
+    ) -> Result<T, GlError>
+    where
+        A: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&Core, &Principal, A) -> Result<T, Error> + Send + 'static,
+    {
+        let core = state.core.clone();
+        let token = self.token.clone();
+        let write = self.write;
+        let outcome = blocking(move || {
+            let who = core.authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?)?;
+            Ok(match args {
+                Ok(args) => op(&core, &who, args).map_err(GlError::core),
+                Err(bad) => {
+                    let gate = match &need {
+                        Need::Token => Gate::Authenticated,
+                        Need::Admin => Gate::Admin,
+                        Need::Manage(repo) => Gate::Manage(repo),
+                    };
+                    core.preflight(&who, write, gate)
+                        .map_err(GlError::core)
+                        .and(Err(bad))
+                }
+            })
+        })
+        .await;
+        let result = outcome.unwrap_or_else(|err| Err(GlError::core(err)));
+        if let Err(GlError::Core {
+            err: err @ Error::Internal(_),
+            ..
+        }) = &result
+        {
+            http::log_internal(&self.request_id, err);
+        }
+        result
+    }
+}
+
+/// `:id` is a numeric id or a URL-encoded path, matched as one raw segment so `%2F` is not split.
+pub(super) fn project_ref(req: &HttpRequest) -> RepoRef {
+    let raw = req.match_info().get("id").unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    match decoded.parse::<i64>() {
+        Ok(id) => RepoRef::Id(id),
+        Err(_) => RepoRef::Path(decoded.into_owned()),
+    }
+}
+
+pub(super) fn key_id(req: &HttpRequest) -> Result<i64, GlError> {
+    req.match_info()
+        .get("key_id")
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(GlError::InvalidParam("key_id"))
+}
+
+/// A 200 list with GitLab's pagination headers and an absolute `Link` on the client-visible base.
+pub(super) fn paged<T: Serialize>(
+    req: &HttpRequest,
+    state: &State,
+    call: &Call,
+    page: Pagination,
+    total: u64,
+    items: &[T],
+) -> HttpResponse {
+    let last = page.total_pages(total);
+    let mut rels: Vec<(&str, u64)> = Vec::with_capacity(4);
+    // Past the last page there is no previous page either, as Kaminari has it.
+    let prev = (page.page > 1 && page.page <= last).then(|| page.page - 1);
+    let next = (page.page < last).then_some(page.page + 1);
+    if let Some(p) = prev {
+        rels.push(("prev", p));
+    }
+    if let Some(n) = next {
+        rels.push(("next", n));
+    }
+    rels.push(("first", 1));
+    rels.push(("last", last));
+    // Only list filters are carried into the links: credentials (`private_token`, `job_token`, …)
+    // and `sudo` may ride in the query, and a URL handed back must never repeat them.
+    let query: Vec<(String, String)> = call
+        .params
+        .text_pairs()
+        .into_iter()
+        .filter(|(k, _)| LINK_PARAMS.contains(&k.as_str()))
+        .collect();
+    let link = link_header(
+        &base_url(req, state),
+        req.path(),
+        &query,
+        page.per_page,
+        &rels,
+    );
+    let mut res = json(StatusCode::OK, items);
+    let headers = res.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(header::HeaderName::from_static(name), v);
+        }
+    };
+    set("x-page", page.page.to_string());
+    set("x-per-page", page.per_page.to_string());
+    set(
+        "x-next-page",
+        next.map(|n| n.to_string()).unwrap_or_default(),
+    );
+    set(
+        "x-prev-page",
+        prev.map(|p| p.to_string()).unwrap_or_default(),
+    );
+    set("x-total", total.to_string());
+    set("x-total-pages", last.to_string());
+    set("link", link);
+    res
+}
