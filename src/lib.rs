@@ -6,4 +6,5 @@ pub mod core;
 pub mod dialect;
 pub mod http;
 pub mod server;
+pub mod ssh;
 pub mod store;

@@ -42,6 +42,61 @@ enum Command {
     /// List groups (namespaces): their CodeArts group and project ids.
     #[command(subcommand)]
     Group(GroupCmd),
+    /// The SSH door's two commands, which sshd runs (see docs/ssh.md). They ask the gateway and
+    /// never open the database.
+    #[command(subcommand)]
+    Ssh(SshCmd),
+}
+
+/// Where the SSH side finds the gateway, the shared secret and the repositories.
+#[derive(Args, Clone)]
+struct DoorArgs {
+    /// The gateway's base URL.
+    #[arg(
+        long,
+        env = "KEYGATE_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    gateway: String,
+    /// The internal secret the gateway wrote (a copy readable by the SSH user).
+    #[arg(
+        long,
+        env = "KEYGATE_INTERNAL_SECRET_FILE",
+        default_value = "/etc/keygate/internal.secret"
+    )]
+    secret_file: PathBuf,
+    /// Where the bare repositories live on this host.
+    #[arg(long, env = "KEYGATE_GIT_ROOT", default_value = "/srv/git")]
+    git_root: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum SshCmd {
+    /// sshd's AuthorizedKeysCommand: `… %u %t %k`. Prints the forced-command line for an active
+    /// deploy key, and nothing otherwise.
+    AuthorizedKeys {
+        #[command(flatten)]
+        door: DoorArgs,
+        /// The account git connects as; any other user gets nothing.
+        #[arg(long, default_value = "git")]
+        ssh_user: String,
+        /// USER TYPE BASE64, as sshd expands %u %t %k. Taken as plain values, whatever they
+        /// start with: the client chose the key.
+        #[arg(
+            value_names = ["USER", "TYPE", "BASE64"],
+            num_args = 3,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        offered: Vec<String>,
+    },
+    /// The forced command: checks SSH_ORIGINAL_COMMAND, asks the gateway, then runs git.
+    GitShell {
+        #[command(flatten)]
+        door: DoorArgs,
+        /// key-<ID>, as stage 1 wrote it.
+        key: String,
+    },
 }
 
 #[derive(Args)]
@@ -160,6 +215,9 @@ enum RoleArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Ssh(cmd) = cli.command {
+        return ssh(cmd);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(cli) {
         Ok(Some(out)) => {
@@ -181,7 +239,7 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
     let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
     let core = Core::new(store, KeyPolicy::default());
     let out = match cli.command {
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Ssh(_) => unreachable!("handled above"),
         Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),
         Command::User(UserCmd::List) => core.users().map(|users| {
             lines(users.iter().map(|u| {
@@ -280,6 +338,45 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
         }),
     };
     out.map_err(describe)
+}
+
+/// Runs an SSH-side command. Its stdout belongs to sshd (stage 1) or to git (stage 2), and its
+/// stderr reaches the git user, so nothing is logged here; the gateway logs every decision.
+fn ssh(cmd: SshCmd) -> ExitCode {
+    let door = |args: DoorArgs| keygate::ssh::Door {
+        gateway: args.gateway,
+        secret_file: args.secret_file,
+        git_root: args.git_root,
+    };
+    match cmd {
+        SshCmd::AuthorizedKeys {
+            door: args,
+            ssh_user,
+            offered,
+        } => {
+            let [user, key_type, key] = offered.as_slice() else {
+                eprintln!("keygate: expected USER TYPE BASE64 (%u %t %k)");
+                return ExitCode::FAILURE;
+            };
+            match keygate::ssh::authorized_keys(&door(args), &ssh_user, user, key_type, key) {
+                Ok(Some(line)) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("keygate: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        SshCmd::GitShell { door: args, key } => {
+            let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+            let message = keygate::ssh::git_shell(&door(args), &key, original.as_deref());
+            eprintln!("ERROR: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints nothing at all for an empty list, so scripts can test for emptiness.

@@ -24,12 +24,12 @@ fn message(status: StatusCode, text: &str) -> HttpResponse {
     super::with_retry_after(super::json(status, &json!({ "message": text })))
 }
 
-/// The secret, from `Authorization: Bearer …`, compared in constant time. Refusals are logged
-/// without what was offered.
-fn authorised(req: &HttpRequest, state: &State) -> Result<(), HttpResponse> {
+/// The secret, from `Authorization: Bearer …`, compared in constant time; `Some` is the refusal
+/// to send. Refusals are logged without what was offered.
+fn refusal(req: &HttpRequest, state: &State) -> Option<HttpResponse> {
     let offered = http::authorization_token(req, &["bearer"]).unwrap_or_default();
     if state.internal_secret.matches(&offered) {
-        return Ok(());
+        return None;
     }
     log::warn!(
         "internal {}: refused, {} (request {})",
@@ -41,7 +41,7 @@ fn authorised(req: &HttpRequest, state: &State) -> Result<(), HttpResponse> {
         },
         http::request_id(req)
     );
-    Err(message(StatusCode::UNAUTHORIZED, "401 Unauthorized"))
+    Some(message(StatusCode::UNAUTHORIZED, "401 Unauthorized"))
 }
 
 fn store_failure(req_id: &str, err: &Error) -> HttpResponse {
@@ -69,7 +69,7 @@ fn sha256_fingerprint(text: &str) -> bool {
 
 /// Stage 1: may the key with this fingerprint log in at all? 200 with its id, or 404.
 async fn authorized_key(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    if let Err(refused) = authorised(&req, &state) {
+    if let Some(refused) = refusal(&req, &state) {
         return refused;
     }
     let req_id = http::request_id(&req);
@@ -123,7 +123,7 @@ fn denial_text(denial: SshDenial) -> &'static str {
 /// Stage 2: may key `key_id` run `action` on `repository`? 200 with the repository as stored,
 /// or 403 with the reason and the words to show.
 async fn access(req: HttpRequest, state: web::Data<State>, payload: web::Payload) -> HttpResponse {
-    if let Err(refused) = authorised(&req, &state) {
+    if let Some(refused) = refusal(&req, &state) {
         return refused;
     }
     let req_id = http::request_id(&req);

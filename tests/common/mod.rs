@@ -92,6 +92,19 @@ impl Gateway {
         self.dir.path()
     }
 
+    /// Stops the server, as an operator's SIGTERM would; the database stays.
+    pub fn stop(&mut self) {
+        self.shutdown();
+    }
+
+    /// The internal secret the gateway wrote beside its database on start.
+    pub fn internal_secret(&self) -> String {
+        std::fs::read_to_string(self.db.with_file_name("internal.secret"))
+            .expect("the gateway wrote its internal secret")
+            .trim()
+            .to_string()
+    }
+
     /// Runs the real `keygate` binary on this database; panics unless it succeeds.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = self.cli_raw(args);
