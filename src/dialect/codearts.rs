@@ -238,6 +238,7 @@ fn describe_core(err: &Error) -> (StatusCode, &'static str, Cow<'static, str>) {
                 Problem::TooLong { max } => {
                     format!("key_title is too long (maximum is {max} characters).").into()
                 }
+                Problem::Format(what) => format!("key_title must be {what}.").into(),
                 _ => "key_title must not be blank.".into(),
             },
         ),
