@@ -61,6 +61,14 @@ struct ServeArgs {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "KEYGATE_WORKERS", default_value_t = 0)]
     workers: usize,
+    /// Most connections open at once, over all workers; default and ceiling: the open-file limit
+    /// (ulimit -n) less 128 descriptors kept for the database and the server itself.
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Seconds a client may take to send a request body once its headers are in (then 408).
+    #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -301,7 +309,6 @@ fn describe(err: Error) -> String {
 #[actix_web::main]
 async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
     let settings = Settings {
-        db,
         listen: args.listen,
         public_url: args.public_url,
         policy: KeyPolicy {
@@ -309,6 +316,11 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             allow_dsa: args.allow_dsa,
         },
         workers: args.workers,
+        max_connections: args
+            .max_connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout),
+        ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;
     // Tests and scripts wait for this exact line to learn the port.
