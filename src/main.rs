@@ -42,6 +42,16 @@ enum Command {
     /// List groups (namespaces): their CodeArts group and project ids.
     #[command(subcommand)]
     Group(GroupCmd),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Copy the database, consistently even while serving, to a new file PATH readable by its
+    /// owner only (it holds token hashes and CodeArts secret keys).
+    Backup { path: PathBuf },
 }
 
 #[derive(Args)]
@@ -182,10 +192,17 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
     if let Command::Serve(args) = cli.command {
         return serve(cli.db, args).map(|_| None).map_err(|e| e.to_string());
     }
+    if let Command::Db(DbCmd::Backup { path }) = &cli.command {
+        let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
+        return store
+            .backup_to(path)
+            .map(|_| None)
+            .map_err(|e| format!("backup to {}: {e}", path.display()));
+    }
     let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
     let core = Core::new(store, KeyPolicy::default());
     let out = match cli.command {
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Db(_) => unreachable!("handled above"),
         Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),
         Command::User(UserCmd::List) => core.users().map(|users| {
             lines(users.iter().map(|u| {
