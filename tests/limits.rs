@@ -187,6 +187,10 @@ fn a_stalled_body_is_answered_408_in_each_dialects_shape() {
             json!({"status": "failed", "result": null,
                    "error": {"code": "CH.00000408", "message": "The request body was not received in time."}}),
         ),
+        (
+            "/nowhere".to_string(),
+            json!({"error": "408 Request Timeout"}),
+        ),
     ];
     for (path, expected) in cases {
         let started = Instant::now();

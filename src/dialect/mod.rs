@@ -25,13 +25,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The 408 for a request body that did not arrive in time (`http::limits::body_deadline`), in
 /// the error shape of the dialect whose path it is. It is answered before any handler runs, so it
-/// is rendered here from the path alone; the codes and messages follow each dialect's catalogue.
+/// is chosen from the path alone. CodeArts renders its own (it has a code catalogue); the GitLab
+/// and GitHub bodies belong in their error modules once those are split out.
 pub fn body_timeout(path: &str) -> HttpResponse {
     let under = |prefix: &str| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    let message = "The request body was not received in time.";
     let body = if under("/api/v4") || under("/api/v3/projects") {
         serde_json::json!({"message": "408 Request Timeout"})
     } else if under("/api/v3") {
@@ -40,16 +40,10 @@ pub fn body_timeout(path: &str) -> HttpResponse {
             "documentation_url": "https://docs.github.com/rest",
             "status": "408",
         })
-    } else if under("/v1") || under("/v2") {
-        serde_json::json!({
-            "status": "failed",
-            "result": null,
-            "error": {"code": "CH.00000408", "message": message},
-        })
-    } else if under("/v4") {
-        serde_json::json!({"error_code": "CH.00000408", "error_msg": message})
+    } else if under("/v1") || under("/v2") || under("/v4") {
+        return codearts::body_timeout(path);
     } else {
-        serde_json::json!({"error": "408 Request Timeout", "message": message})
+        serde_json::json!({"error": "408 Request Timeout"})
     };
     json(StatusCode::REQUEST_TIMEOUT, &body)
 }
