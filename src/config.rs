@@ -1,8 +1,12 @@
 //! Server settings, from CLI flags with `KEYGATE_*` environment fallbacks.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::core::KeyPolicy;
+
+/// How long a client may take to send a request body once its headers are in.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Settings {
@@ -18,9 +22,29 @@ pub struct Settings {
     /// The secret the SSH hosts present on `/internal/` routes; `None` means `internal.secret`
     /// beside the database. Created (mode 0600) on first start when missing.
     pub internal_secret_file: Option<PathBuf>,
+    /// Open connections allowed at once, over all workers; `None` derives it from the process's
+    /// open-file limit (see `http::limits::connection_budget`).
+    pub max_connections: Option<usize>,
+    /// Time allowed to receive a request body once its headers are complete (answered 408).
+    pub body_timeout: Duration,
 }
 
 impl Settings {
+    /// The defaults `keygate serve` uses, on database `db`; fields added later get defaults here,
+    /// so callers that only care about a few need not list them all.
+    pub fn new(db: impl Into<PathBuf>) -> Settings {
+        Settings {
+            db: db.into(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            policy: KeyPolicy::default(),
+            workers: 0,
+            max_connections: None,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            internal_secret_file: None,
+        }
+    }
+
     pub fn internal_secret_path(&self) -> PathBuf {
         self.internal_secret_file.clone().unwrap_or_else(|| {
             self.db
@@ -41,6 +65,8 @@ impl std::fmt::Debug for Settings {
             .field("policy", &self.policy)
             .field("workers", &self.workers)
             .field("internal_secret_file", &self.internal_secret_file)
+            .field("max_connections", &self.max_connections)
+            .field("body_timeout", &self.body_timeout)
             .finish()
     }
 }

@@ -46,6 +46,16 @@ enum Command {
     /// never open the database.
     #[command(subcommand)]
     Ssh(SshCmd),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Copy the database, consistently even while serving, to a new file PATH readable by its
+    /// owner only (it holds token hashes and CodeArts secret keys).
+    Backup { path: PathBuf },
 }
 
 /// Where the SSH side finds the gateway, the shared secret and the repositories.
@@ -120,6 +130,14 @@ struct ServeArgs {
     /// internal.secret beside the database]
     #[arg(long, env = "KEYGATE_INTERNAL_SECRET_FILE")]
     internal_secret_file: Option<PathBuf>,
+    /// Most connections open at once, over all workers; default and ceiling: the open-file limit
+    /// (ulimit -n) less 128 descriptors kept for the database and the server itself.
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Seconds a client may take to send a request body once its headers are in (then 408).
+    #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -236,10 +254,17 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
     if let Command::Serve(args) = cli.command {
         return serve(cli.db, args).map(|_| None).map_err(|e| e.to_string());
     }
+    if let Command::Db(DbCmd::Backup { path }) = &cli.command {
+        let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
+        return store
+            .backup_to(path)
+            .map(|_| None)
+            .map_err(|e| format!("backup to {}: {e}", path.display()));
+    }
     let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
     let core = Core::new(store, KeyPolicy::default());
     let out = match cli.command {
-        Command::Serve(_) | Command::Ssh(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Ssh(_) | Command::Db(_) => unreachable!("handled above"),
         Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),
         Command::User(UserCmd::List) => core.users().map(|users| {
             lines(users.iter().map(|u| {
@@ -402,7 +427,6 @@ fn describe(err: Error) -> String {
 #[actix_web::main]
 async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
     let settings = Settings {
-        db,
         listen: args.listen,
         public_url: args.public_url,
         policy: KeyPolicy {
@@ -411,6 +435,11 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
         },
         workers: args.workers,
         internal_secret_file: args.internal_secret_file,
+        max_connections: args
+            .max_connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout),
+        ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;
     // Tests and scripts wait for this exact line to learn the port.

@@ -1,6 +1,6 @@
 //! Startup: opens the store, mounts every dialect and serves until stopped; used by `main` and the tests alike.
 
-use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
@@ -10,8 +10,19 @@ use crate::auth::internal::InternalSecret;
 use crate::config::Settings;
 use crate::core::Core;
 use crate::dialect;
+use crate::http::limits::{self, BodyDeadline};
 use crate::http::{State, request_log};
 use crate::store::Store;
+
+/// Connections waiting to be accepted. Waiting ones hold no descriptor of ours; past this the
+/// kernel refuses new ones, which clients see at once instead of hanging.
+const BACKLOG: u32 = 1024;
+/// An idle connection between two requests is closed after this.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Time to receive a request's headers (actix answers 408 past it).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client gets to read the end of a response before its connection is dropped.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Application {
     port: u16,
@@ -24,8 +35,6 @@ impl Application {
         let store = Store::open(&settings.db).map_err(std::io::Error::other)?;
         let core = Core::new(store, settings.policy.clone());
         let internal_secret = InternalSecret::read_or_create(&settings.internal_secret_path())?;
-        let listener = TcpListener::bind(&settings.listen)?;
-        let port = listener.local_addr()?.port();
         let state = web::Data::new(State {
             core,
             public_url: settings
@@ -34,17 +43,51 @@ impl Application {
                 .map(|u| u.trim_end_matches('/').to_string()),
             internal_secret,
         });
-        let mut server = HttpServer::new(move || {
+        let deadline = web::Data::new(BodyDeadline {
+            timeout: settings.body_timeout,
+            render: dialect::body_timeout,
+        });
+        let workers = match settings.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let fd_limit = limits::open_file_limit();
+        let budget = limits::connection_budget(settings.max_connections, fd_limit);
+        if settings.max_connections.is_some_and(|asked| asked > budget) {
+            log::warn!(
+                "--max-connections lowered to {budget}: the open-file limit ({}) leaves no more",
+                fd_limit.unwrap_or_default()
+            );
+        }
+        // actix counts per worker; rounding down keeps the total within the budget.
+        let per_worker = (budget / workers).max(1);
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(deadline.clone())
+                // Innermost, so the 408 still gets a request id and a log line.
+                .wrap(from_fn(limits::body_deadline))
                 .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
                 .wrap(from_fn(request_log))
                 .configure(dialect::configure)
         })
-        .listen(listener)?;
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
-        }
+        .workers(workers)
+        .max_connections(per_worker)
+        .backlog(BACKLOG)
+        .keep_alive(KEEP_ALIVE)
+        .client_request_timeout(HEADER_TIMEOUT)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+        .bind(&settings.listen)?;
+        let port = server
+            .addrs()
+            .first()
+            .map(|a| a.port())
+            .ok_or_else(|| std::io::Error::other("bound to no address"))?;
+        log::info!(
+            "serving with {workers} workers, at most {} connections, body timeout {:?}",
+            per_worker * workers,
+            settings.body_timeout
+        );
         Ok(Application {
             port,
             server: server.run(),

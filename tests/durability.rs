@@ -298,3 +298,57 @@ fn a_held_write_lock_gives_503_with_retry_after_never_500() {
     let listed = gw.req("GET", &path).token(&token).send().expect(200);
     assert_eq!(listed.header("x-total"), Some("0"));
 }
+
+#[test]
+fn db_backup_writes_a_private_consistent_copy_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let (ak, _sk) = gw
+        .cli(&["access-key", "add", "alice"])
+        .split_once(' ')
+        .map(|(a, s)| (a.to_string(), s.to_string()))
+        .unwrap();
+    let path = format!("/api/v4/projects/{}/deploy_keys", seed.widgets);
+    let key = gw
+        .req("POST", &path)
+        .token(&seed.alice)
+        .json(&json!({"title": "backed up", "key": fresh_key("b")}))
+        .send()
+        .expect(201)
+        .json();
+    let backup = gw.dir().join("backup.db");
+    // While the server is running: the online backup API needs no pause in serving.
+    assert_eq!(gw.cli(&["db", "backup", backup.to_str().unwrap()]), "");
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the copy holds CodeArts secret keys");
+
+    // The copy is a whole database: a server on it sees the key, the CLI sees the access key.
+    let copy = keygate::store::Store::open(&backup).unwrap();
+    let (title, text): (String, String) = copy
+        .read(|db| {
+            Ok::<_, keygate::store::StoreError>(
+                db.key_by_id(key["id"].as_i64().unwrap())?
+                    .map(|k| (k.title, k.key_text))
+                    .unwrap(),
+            )
+        })
+        .unwrap();
+    assert_eq!(title, "backed up");
+    assert_eq!(text, key["key"].as_str().unwrap());
+    let listed = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("--db")
+        .arg(&backup)
+        .args(["access-key", "list", "alice"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), ak);
+
+    // An existing file is never overwritten (it may be wider open, or not a backup at all).
+    std::fs::write(gw.dir().join("taken"), b"precious").unwrap();
+    let taken = gw.dir().join("taken");
+    let out = gw.cli_raw(&["db", "backup", taken.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("keygate: backup to "));
+    assert_eq!(std::fs::read(&taken).unwrap(), b"precious");
+}

@@ -471,7 +471,7 @@ fn titles_with_control_characters_are_refused() {
         let body = refused(&gw, &seed, json!({"title": title, "key": fresh_key("t")}));
         assert_eq!(
             body["message"],
-            json!({"deploy_key.title": ["is invalid (expected text without control characters)"]}),
+            json!({"deploy_key.title": ["is invalid (expected text without control, line-separator or bidirectional-control characters)"]}),
             "{title:?}"
         );
     }

@@ -268,7 +268,73 @@ fn whitespace_variants_and_odd_comments() {
             Err(KeyError::Malformed)
         );
     }
-    // A comment is kept as its first token, control characters and all, but never more.
-    let parsed = PublicKey::parse(&format!("{kind} {b64} a\u{7}b second"), &policy).unwrap();
-    assert_eq!(parsed.text(), format!("{kind} {b64} a\u{7}b"));
+    // A comment is kept as its first token, never more.
+    let parsed = PublicKey::parse(&format!("{kind} {b64} a@b second"), &policy).unwrap();
+    assert_eq!(parsed.text(), format!("{kind} {b64} a@b"));
+    // One carrying control or bidi characters is dropped whole (core::text's rule); the key stays.
+    for comment in [
+        "a\u{7}b",
+        "ci\u{1b}]0;x\u{7}",
+        "nul\u{0}",
+        "x\u{202e}y",
+        "i\u{2066}",
+    ] {
+        let parsed = PublicKey::parse(&format!("{kind} {b64} {comment} second"), &policy).unwrap();
+        assert_eq!(parsed.text(), real.bare_text(), "{comment:?}");
+        assert_eq!(parsed.sha256(), real.sha256());
+    }
+}
+
+#[test]
+fn off_curve_ecdsa_keys_are_malformed_and_ssh_keygen_agrees() {
+    let policy = KeyPolicy::default();
+    let have_ssh_keygen = Command::new("ssh-keygen").arg("-?").output().is_ok();
+    for bits in [256, 384, 521] {
+        let file = format!("ecdsa-{bits}-off-curve.pub");
+        let text = read(&file);
+        assert!(
+            text.starts_with(&format!("ecdsa-sha2-nistp{bits} ")),
+            "{file}"
+        );
+        assert_eq!(
+            PublicKey::parse(&text, &policy),
+            Err(KeyError::Malformed),
+            "{file}"
+        );
+        if have_ssh_keygen {
+            let out = Command::new("ssh-keygen")
+                .arg("-l")
+                .arg("-f")
+                .arg(dir().join(&file))
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "ssh-keygen -l accepted {file}");
+        }
+    }
+    // The same curves' real keys still pass: the check is the curve equation, not the type.
+    for bits in [256, 384, 521] {
+        assert!(PublicKey::parse(&read(&format!("ecdsa-{bits}.pub")), &policy).is_ok());
+    }
+}
+
+#[test]
+fn an_ed25519_blob_of_the_wrong_length_is_malformed() {
+    use base64::Engine;
+    let policy = KeyPolicy::default();
+    for len in [0usize, 1, 31, 33, 64] {
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&11u32.to_be_bytes());
+        blob.extend_from_slice(b"ssh-ed25519");
+        blob.extend_from_slice(&(len as u32).to_be_bytes());
+        blob.extend(std::iter::repeat_n(1u8, len));
+        let line = format!(
+            "ssh-ed25519 {}",
+            base64::engine::general_purpose::STANDARD.encode(&blob)
+        );
+        assert_eq!(
+            PublicKey::parse(&line, &policy),
+            Err(KeyError::Malformed),
+            "{len}"
+        );
+    }
 }

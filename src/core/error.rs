@@ -32,6 +32,8 @@ pub enum Field {
     Path,
     Username,
     Id,
+    /// CodeArts' free-text `application` label of a link.
+    Application,
 }
 
 impl Field {
@@ -43,6 +45,7 @@ impl Field {
             Field::Path => "path",
             Field::Username => "username",
             Field::Id => "id",
+            Field::Application => "application",
         }
     }
 }

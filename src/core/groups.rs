@@ -22,6 +22,14 @@ impl Core {
         // One transaction: the label is never missing from a link that was acknowledged.
         self.write(|db| {
             let (linked, added) = self.add_key_in(db, who, repo, submission, Reuse::Join)?;
+            // Judged even when the label would be ignored, so a request is refused or accepted
+            // whatever the key's history; returning the error rolls the link back.
+            if !super::text::is_safe(application) {
+                return Err(Error::invalid(
+                    Field::Application,
+                    Problem::Format(super::text::SAFE_TEXT),
+                ));
+            }
             if added != Added::Existing {
                 db.set_link_application(linked.repo_id, linked.key.id, application)?;
             }

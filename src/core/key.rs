@@ -111,7 +111,13 @@ impl PublicKey {
                 kind,
                 bits,
                 blob_b64: STANDARD.encode(&blob),
-                comment: rest.get(used + 1).map(|c| c.to_string()),
+                // A comment is decoration, and is echoed wherever the key is shown: one carrying
+                // terminal escapes or bidi controls is dropped (the key itself is still good),
+                // by the same rule that refuses such titles.
+                comment: rest
+                    .get(used + 1)
+                    .filter(|c| super::text::is_safe(c))
+                    .map(|c| c.to_string()),
                 md5: md5_fingerprint(&blob),
                 sha256: format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(&blob))),
             });
@@ -189,10 +195,20 @@ fn decode_blob(b64: &str) -> Option<Vec<u8>> {
 
 fn check_policy(data: &KeyData, policy: &KeyPolicy) -> Result<u32, KeyError> {
     match data {
-        KeyData::Ed25519(_) | KeyData::SkEd25519(_) | KeyData::SkEcdsaSha2NistP256(_) => Ok(256),
-        KeyData::Ecdsa(EcdsaPublicKey::NistP256(_)) => Ok(256),
-        KeyData::Ecdsa(EcdsaPublicKey::NistP384(_)) => Ok(384),
-        KeyData::Ecdsa(EcdsaPublicKey::NistP521(_)) => Ok(521),
+        KeyData::Ed25519(_) | KeyData::SkEd25519(_) => Ok(256),
+        KeyData::SkEcdsaSha2NistP256(sk) => on_curve(
+            p256::PublicKey::from_sec1_bytes(sk.ec_point().as_bytes()),
+            256,
+        ),
+        KeyData::Ecdsa(EcdsaPublicKey::NistP256(point)) => {
+            on_curve(p256::PublicKey::from_sec1_bytes(point.as_bytes()), 256)
+        }
+        KeyData::Ecdsa(EcdsaPublicKey::NistP384(point)) => {
+            on_curve(p384::PublicKey::from_sec1_bytes(point.as_bytes()), 384)
+        }
+        KeyData::Ecdsa(EcdsaPublicKey::NistP521(point)) => {
+            on_curve(p521::PublicKey::from_sec1_bytes(point.as_bytes()), 521)
+        }
         KeyData::Rsa(rsa) => {
             let bits = mpint_bits(rsa.n.as_positive_bytes().ok_or(KeyError::Malformed)?);
             if bits < policy.min_rsa_bits {
@@ -208,6 +224,13 @@ fn check_policy(data: &KeyData, policy: &KeyPolicy) -> Result<u32, KeyError> {
         KeyData::Dsa(_) => Err(KeyError::ForbiddenType),
         _ => Err(KeyError::ForbiddenType),
     }
+}
+
+/// `bits` if the key's SEC1 point was found on its curve (and not the identity). ssh-key only
+/// checks the point's length, but a point off its curve can never verify a signature (and
+/// `ssh-keygen -l` refuses it), so such a key is malformed, not merely useless.
+fn on_curve<E>(point: Result<impl Sized, E>, bits: u32) -> Result<u32, KeyError> {
+    point.map(|_| bits).map_err(|_| KeyError::Malformed)
 }
 
 fn mpint_bits(bytes: &[u8]) -> u32 {

@@ -7,6 +7,7 @@ mod groups;
 pub mod key;
 mod single_use;
 mod ssh;
+pub mod text;
 
 pub use crate::store::{
     DeployKey, KeyLink, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
@@ -495,11 +496,12 @@ fn check_title(title: &str) -> Result<()> {
             },
         ));
     }
-    // Titles end up in logs, terminals and authorized_keys comments: no line breaks, escapes or NULs.
-    if title.chars().any(char::is_control) {
+    // Titles end up in logs, terminals and authorized_keys comments; see `text` for why each
+    // refused character is dangerous there.
+    if !text::is_safe(title) {
         return Err(Error::invalid(
             Field::Title,
-            Problem::Format("text without control characters"),
+            Problem::Format(text::SAFE_TEXT),
         ));
     }
     Ok(())

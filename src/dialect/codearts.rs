@@ -55,6 +55,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The 408 for a body that did not arrive in time on a CodeArts path: enveloped on v1 and v2.
+pub fn body_timeout(path: &str) -> HttpResponse {
+    let enveloped = ["/v1/", "/v2/"].iter().any(|p| path.starts_with(p));
+    CaError::BodyTimeout.render(enveloped)
+}
+
 /// API Gateway matches an API on method and path together, so a known path with another method
 /// is an unknown API too (404, not 405).
 fn resource(path: &str) -> Resource {
@@ -78,6 +84,8 @@ enum CaError {
     /// A parameter or body field that is missing, of the wrong type or out of range.
     Param(String),
     TooLarge,
+    /// The body did not arrive within `--body-timeout` (answered by `http::limits`, before routing).
+    BodyTimeout,
     ProjectMissing,
     NoRoute,
 }
@@ -155,6 +163,11 @@ impl CaError {
                 S::PAYLOAD_TOO_LARGE,
                 "CH.00100006",
                 "The request body is too large (maximum is 64 KiB).".into(),
+            ),
+            CaError::BodyTimeout => (
+                S::REQUEST_TIMEOUT,
+                "CH.00000408",
+                "The request body was not received in time.".into(),
             ),
             CaError::ProjectMissing => (
                 S::NOT_FOUND,
@@ -238,6 +251,7 @@ fn describe_core(err: &Error) -> (StatusCode, &'static str, Cow<'static, str>) {
                 Problem::TooLong { max } => {
                     format!("key_title is too long (maximum is {max} characters).").into()
                 }
+                Problem::Format(what) => format!("key_title must be {what}.").into(),
                 _ => "key_title must not be blank.".into(),
             },
         ),

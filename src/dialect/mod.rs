@@ -25,6 +25,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }));
 }
 
+/// The 408 for a request body that did not arrive in time (`http::limits::body_deadline`), in
+/// the error shape of the dialect whose path it is. It is answered before any handler runs, so it
+/// is chosen from the path alone. CodeArts renders its own (it has a code catalogue); the GitLab
+/// and GitHub bodies belong in their error modules once those are split out.
+pub fn body_timeout(path: &str) -> HttpResponse {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let body = if under("/api/v4") || under("/api/v3/projects") {
+        serde_json::json!({"message": "408 Request Timeout"})
+    } else if under("/api/v3") {
+        serde_json::json!({
+            "message": "Request Timeout",
+            "documentation_url": "https://docs.github.com/rest",
+            "status": "408",
+        })
+    } else if under("/v1") || under("/v2") || under("/v4") {
+        return codearts::body_timeout(path);
+    } else {
+        serde_json::json!({"error": "408 Request Timeout"})
+    };
+    json(StatusCode::REQUEST_TIMEOUT, &body)
+}
+
 /// A dialect's OpenAPI document, as its `openapi.yaml` route serves it.
 pub fn openapi(doc: &'static str) -> HttpResponse {
     HttpResponse::Ok()

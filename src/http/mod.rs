@@ -1,9 +1,10 @@
-//! What every dialect shares over HTTP: handler state, request ids and logging, parsing, paging, base URLs.
+//! What every dialect shares over HTTP: handler state, request ids and logging, parsing, paging, base URLs, limits.
 
 mod body;
+pub mod limits;
 mod page;
 
-pub use body::{BodyError, Params, read_body};
+pub use body::{BodyError, MAX_BODY_BYTES, Params, read_body};
 pub use page::{Pagination, link_header};
 
 use std::time::Instant;

@@ -127,6 +127,26 @@ impl Store {
             })?)
     }
 
+    /// Copies the whole database to a new file at `dest` with SQLite's online backup API: a
+    /// consistent snapshot even while other connections write. `dest` must not exist yet; it is
+    /// created with mode 0600 before SQLite writes a page, because it holds token hashes and
+    /// CodeArts secret keys (SQLite gives its journal the same mode).
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        create_new_private(dest)?;
+        let copy = || -> Result<(), StoreError> {
+            let source = self.pool.get().map_err(StoreError::Pool)?;
+            let mut target = Connection::open(dest)?;
+            let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
+            // Small steps with pauses let writers in between; a step is 64 pages (256 KiB).
+            backup.run_to_completion(64, Duration::from_millis(5), None)?;
+            Ok(())
+        };
+        copy().inspect_err(|_| {
+            // A half-written copy must not pass for a backup.
+            let _ = std::fs::remove_file(dest);
+        })
+    }
+
     /// Runs `f` on a pooled connection in a read transaction, so all its statements see one snapshot.
     pub fn read<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
     where
@@ -191,6 +211,16 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Creates a new, empty file readable by its owner only; an existing file is an error, never
+/// overwritten (its mode may be wider, and it may be something else entirely).
+fn create_new_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(|_| ())
 }
 
 #[cfg(not(unix))]

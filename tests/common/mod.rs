@@ -11,11 +11,19 @@ use std::thread::JoinHandle;
 use base64::Engine;
 use keygate::auth::aksk::{self, SignedRequest};
 use keygate::config::Settings;
-use keygate::core::KeyPolicy;
 use keygate::server::Application;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::format_description;
+
+/// What every test server starts with: a free port and two workers.
+fn test_settings(db: PathBuf) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        workers: 2,
+        ..Settings::new(db)
+    }
+}
 
 pub struct Gateway {
     pub url: String,
@@ -34,14 +42,7 @@ impl Gateway {
     pub fn start_with(tweak: impl FnOnce(&mut Settings)) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("keygate.db");
-        let mut settings = Settings {
-            db: db.clone(),
-            listen: "127.0.0.1:0".into(),
-            public_url: None,
-            policy: KeyPolicy::default(),
-            workers: 2,
-            internal_secret_file: None,
-        };
+        let mut settings = test_settings(db.clone());
         tweak(&mut settings);
         Gateway::launch(settings, dir)
     }
@@ -70,14 +71,7 @@ impl Gateway {
     pub fn restart(mut self) -> Gateway {
         self.shutdown();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        let settings = Settings {
-            db: self.db.clone(),
-            listen: "127.0.0.1:0".into(),
-            public_url: None,
-            policy: KeyPolicy::default(),
-            workers: 2,
-            internal_secret_file: None,
-        };
+        let settings = test_settings(self.db.clone());
         Gateway::launch(settings, dir)
     }
 
