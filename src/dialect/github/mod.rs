@@ -22,7 +22,7 @@ use crate::http::{
     self, BodyError, Pagination, Params, State, base_url, blocking, link_header, request_id,
 };
 
-const OPENAPI: &str = include_str!("../../dialects/github.yaml");
+const OPENAPI: &str = include_str!("../../../dialects/github.yaml");
 /// Where GitHub Enterprise Server mounts the API; clients are also given the bare host.
 const PREFIX: &str = "/api/v3";
 const DEFAULT_PER_PAGE: u32 = 30;
