@@ -129,21 +129,62 @@ fn parse_request(body: &[u8]) -> Result<Result<Request, &'static str>, GhError> 
 }
 
 /// async-graphql's response in GitHub's shape: `type` beside `message`, not inside
-/// `extensions`, and no `data` at all when the query never ran (a parse or validation error).
+/// `extensions`; no `data` at all when the query never ran (a parse or validation error, which
+/// has no path); and failed fields nulled as the GraphQL spec says (see `null_failed_field`).
 fn render(response: async_graphql::Response) -> Value {
     let mut out = Map::new();
-    let ran = !(response.data == async_graphql::Value::Null && !response.errors.is_empty());
+    let ran = response.data != async_graphql::Value::Null
+        || response.errors.iter().any(|e| !e.path.is_empty());
     if ran {
-        out.insert(
-            "data".into(),
-            serde_json::to_value(&response.data).unwrap_or(Value::Null),
-        );
+        let mut data = match serde_json::to_value(&response.data) {
+            Ok(Value::Object(map)) => Value::Object(map),
+            _ => Value::Object(Map::new()),
+        };
+        for err in &response.errors {
+            if let Ok(Value::Array(path)) = serde_json::to_value(&err.path) {
+                null_failed_field(&mut data, &path);
+            }
+        }
+        out.insert("data".into(), data);
     }
     if !response.errors.is_empty() {
         let errors = response.errors.into_iter().map(error_entry).collect();
         out.insert("errors".into(), Value::Array(errors));
     }
     Value::Object(out)
+}
+
+/// async-graphql leaves a failed field out of its object; GitHub answers it as `null`, and a
+/// failed non-null field nulls its parent. In this schema the fields that can fail are
+/// `repository` (nullable, on the root) and `deployKeys` (non-null, on a nullable Repository), so
+/// a failed root field becomes `null` and a failed deeper field nulls the object holding it.
+fn null_failed_field(data: &mut Value, path: &[Value]) {
+    let target = match path {
+        [_] => path,
+        [parent @ .., _] => parent,
+        [] => return,
+    };
+    let mut at = data;
+    for segment in target {
+        let next = match (at, segment) {
+            (Value::Object(map), Value::String(key)) => {
+                map.entry(key.clone()).or_insert(Value::Null)
+            }
+            (Value::Array(items), Value::Number(n)) => {
+                match n
+                    .as_u64()
+                    .and_then(|i| items.get_mut(usize::try_from(i).ok()?))
+                {
+                    Some(item) => item,
+                    None => return,
+                }
+            }
+            // Already null higher up: nothing below is left to null.
+            _ => return,
+        };
+        at = next;
+    }
+    *at = Value::Null;
 }
 
 fn error_entry(err: ServerError) -> Value {
