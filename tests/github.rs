@@ -1941,6 +1941,29 @@ fn graphql_errors_are_githubs_shape() {
             assert_eq!(error["path"], json!(["repository", "deployKeys"]));
             assert_eq!(body["errors"].as_array().unwrap().len(), 1);
         }
+        // Aliases cannot multiply database trips without bound.
+        let many: String = (0..30)
+            .map(|i| format!("r{i}: repository(owner: \"acme\", name: \"widgets\") {{ name }} "))
+            .collect();
+        let body = gql(
+            &gw,
+            path,
+            &seed.alice,
+            &format!("{{ {many} }}"),
+            json!(null),
+        );
+        assert!(body.get("data").is_none(), "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("complex")
+        );
+        let few: String = (0..5)
+            .map(|i| format!("r{i}: repository(owner: \"acme\", name: \"widgets\") {{ name }} "))
+            .collect();
+        let body = gql(&gw, path, &seed.alice, &format!("{{ {few} }}"), json!(null));
+        assert_eq!(no_errors(&body)["r4"]["name"], "widgets");
         // Errors and data side by side: one field fails, the other answers.
         let body = gql(
             &gw,
