@@ -1,5 +1,4 @@
-//! Who is calling: GitHub's `token X`, `Bearer X` and Basic (token as the password), then one
-//! hop to the blocking pool for the core call.
+//! Who is calling (GitHub's `token X`, `Bearer X`, Basic with the token as password), in one blocking hop.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;

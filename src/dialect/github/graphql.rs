@@ -1,5 +1,4 @@
-//! GitHub's GraphQL API, the part about deploy keys: `viewer` and `repository { deployKeys }`,
-//! with GitHub's type names, pagination rules and error entries, over the same core calls as REST.
+//! GitHub's GraphQL API for deploy keys (`viewer`, `repository { deployKeys }`) over REST's core calls.
 
 use std::sync::LazyLock;
 

@@ -1,5 +1,4 @@
-//! The GitHub dialect: the REST deploy-key API (bare and under `/api/v3`) and its GraphQL
-//! counterpart, as PyGithub, octokit, githubkit and the GitHub CLI expect them.
+//! The GitHub dialect's route table: REST (bare and under `/api/v3`) and GraphQL, as GitHub's clients expect.
 
 mod auth;
 mod error;

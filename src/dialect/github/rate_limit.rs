@@ -1,5 +1,4 @@
-//! GitHub's rate-limit budget, from one place: the `X-RateLimit-*` headers on every answer and the
-//! body of `GET /rate_limit` read the same numbers, so they cannot drift apart.
+//! GitHub's rate-limit budget, the one source of the `X-RateLimit-*` headers and of `GET /rate_limit`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
