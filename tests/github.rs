@@ -1331,14 +1331,17 @@ fn the_contract_is_served_and_covers_every_route() {
             item.as_object()
                 .unwrap()
                 .keys()
-                .filter(|k| *k != "parameters")
+                .filter(|k| *k != "parameters" && *k != "servers")
                 .map(move |m| (path.clone(), m.clone()))
         })
         .collect();
     served.sort();
     let expected = [
         ("/", "get"),
+        ("/graphql", "post"),
+        ("/meta", "get"),
         ("/openapi.yaml", "get"),
+        ("/rate_limit", "get"),
         ("/repos/{owner}/{repo}", "get"),
         ("/repos/{owner}/{repo}/keys", "get"),
         ("/repos/{owner}/{repo}/keys", "post"),
@@ -1351,6 +1354,730 @@ fn the_contract_is_served_and_covers_every_route() {
         .map(|(p, m)| (p.to_string(), m.to_string()))
         .collect();
     assert_eq!(served, expected);
+    // GraphQL sits beside `/api/v3` on GHES, so its path item names its own bases.
+    let graphql_servers: Vec<&str> = doc["paths"]["/graphql"]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(graphql_servers, ["/api", "/"]);
     // Only served under /api/v3: bare `/openapi.yaml` is not a GitHub route.
     gw.req("GET", "/openapi.yaml").send().expect(404);
+}
+
+// ---------- Basic auth ----------
+
+fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+#[test]
+fn basic_auth_takes_the_token_as_the_password() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("github.yaml");
+    let key = add(&gw, &seed.alice, "", "acme/widgets", &fresh_key("b"), true);
+    for prefix in PREFIXES {
+        // The username is ignored, as GitHub ignores it for tokens: the token says who this is.
+        for user in ["alice", "someone-else", ""] {
+            let res = gw
+                .req("GET", &keys_path(prefix, "acme/widgets"))
+                .header("Authorization", &basic_auth(user, &seed.alice))
+                .send()
+                .expect(200);
+            let list = res.json();
+            contract.check(KEYS, "get", 200, &list);
+            assert_eq!(list[0]["id"], key["id"], "{prefix} user={user:?}");
+            let me = gw
+                .req("GET", &format!("{prefix}/user"))
+                .header("Authorization", &basic_auth(user, &seed.alice))
+                .send()
+                .expect(200)
+                .json();
+            assert_eq!(me["login"], "alice");
+        }
+        // The old `TOKEN:x-oauth-basic` (and `TOKEN:`) spelling puts the token in the username.
+        for password in ["x-oauth-basic", ""] {
+            let me = gw
+                .req("GET", &format!("{prefix}/user"))
+                .header("Authorization", &basic_auth(&seed.bob, password))
+                .send()
+                .expect(200)
+                .json();
+            assert_eq!(me["login"], "bob");
+        }
+        // A read-only token stays read-only however it is sent.
+        gw.req("POST", &keys_path(prefix, "acme/widgets"))
+            .header("Authorization", &basic_auth("carol", &seed.carol))
+            .json(&json!({"key": fresh_key("ro")}))
+            .send()
+            .expect(403);
+        for header in [
+            basic_auth("alice", "wrong"),
+            basic_auth("alice", &format!("{}x", seed.alice)),
+            basic_auth(&seed.alice, "not-x-oauth-basic"),
+            "Basic !!!not-base64".to_string(),
+            "Basic".to_string(),
+            format!("basic {}", "bm8tY29sb24="),
+        ] {
+            let res = gw
+                .req("GET", &keys_path(prefix, "acme/widgets"))
+                .header("Authorization", &header)
+                .send()
+                .expect(401);
+            assert_eq!(res.header("content-type"), Some(JSON_UTF8));
+            assert_eq!(res.json(), basic("401", "Bad credentials", DOCS_REST));
+            contract.check(KEYS, "get", 401, &res.json());
+        }
+    }
+}
+
+// ---------- /meta and /rate_limit ----------
+
+#[test]
+fn meta_is_the_ghes_form_without_a_token() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("github.yaml");
+    for prefix in PREFIXES {
+        for res in [
+            gw.req("GET", &format!("{prefix}/meta")).send(),
+            gw.req("GET", &format!("{prefix}/meta"))
+                .gh(&seed.bob)
+                .send(),
+        ] {
+            let res = res.expect(200);
+            assert_eq!(res.header("content-type"), Some(JSON_UTF8));
+            assert!(res.header("x-github-request-id").is_some());
+            let meta = res.json();
+            contract.check("/meta", "get", 200, &meta);
+            assert_eq!(meta["verifiable_password_authentication"], false);
+            assert_eq!(meta["installed_version"], "3.19.0");
+        }
+        gw.req("POST", &format!("{prefix}/meta")).send().expect(404);
+    }
+}
+
+/// The `X-RateLimit-*` numbers of a response, in `/rate_limit`'s field names.
+fn rate_headers(res: &Resp) -> Value {
+    let num = |name: &str| -> u64 {
+        res.header(name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .parse()
+            .unwrap()
+    };
+    json!({
+        "limit": num("x-ratelimit-limit"),
+        "remaining": num("x-ratelimit-remaining"),
+        "reset": num("x-ratelimit-reset"),
+        "used": num("x-ratelimit-used"),
+    })
+}
+
+#[test]
+fn rate_limit_reports_the_numbers_of_the_headers() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("github.yaml");
+    for prefix in PREFIXES {
+        let before = gw
+            .req("GET", &keys_path(prefix, "acme/widgets"))
+            .gh(&seed.alice)
+            .send()
+            .expect(200);
+        let res = gw
+            .req("GET", &format!("{prefix}/rate_limit"))
+            .gh(&seed.alice)
+            .send()
+            .expect(200);
+        let after = gw
+            .req("GET", &format!("{prefix}/user"))
+            .gh(&seed.alice)
+            .send()
+            .expect(200);
+        let body = res.json();
+        contract.check("/rate_limit", "get", 200, &body);
+        let core = &body["resources"]["core"];
+        // `reset` is the end of the hour: equal unless the hour turned between the two calls.
+        let (h1, h2) = (rate_headers(&before), rate_headers(&after));
+        assert!(
+            *core == h1 || *core == h2,
+            "/rate_limit {core} vs headers {h1} / {h2}"
+        );
+        assert_eq!(rate_headers(&res), *core, "its own headers agree");
+        assert_eq!(body["rate"], *core, "`rate` mirrors `resources.core`");
+        for bucket in ["graphql", "search"] {
+            assert_eq!(body["resources"][bucket]["limit"], core["limit"]);
+            assert_eq!(body["resources"][bucket]["remaining"], core["remaining"]);
+        }
+        assert_eq!(
+            core["used"].as_u64().unwrap() + core["remaining"].as_u64().unwrap(),
+            core["limit"].as_u64().unwrap()
+        );
+        assert_eq!(res.header("x-ratelimit-resource"), Some("core"));
+        // Asking is free: a second look reports the same remaining budget.
+        let again = gw
+            .req("GET", &format!("{prefix}/rate_limit"))
+            .send()
+            .expect(200)
+            .json();
+        assert_eq!(
+            again["resources"]["core"]["remaining"], core["remaining"],
+            "no token needed, and nothing spent"
+        );
+        let res = gw
+            .req("GET", &format!("{prefix}/rate_limit"))
+            .gh("nope")
+            .send()
+            .expect(401);
+        assert_eq!(res.json(), basic("401", "Bad credentials", DOCS_REST));
+    }
+}
+
+// ---------- GraphQL ----------
+
+/// GHES clients post to `/api/graphql` (beside `/api/v3`), github.com clients to `/graphql`.
+const GRAPHQL_PATHS: [&str; 2] = ["/api/graphql", "/graphql"];
+
+fn gql(gw: &Gateway, path: &str, token: &str, query: &str, variables: Value) -> Value {
+    let res = gw
+        .req("POST", path)
+        .header("Authorization", &format!("bearer {token}"))
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .expect(200);
+    assert_eq!(res.header("content-type"), Some(JSON_UTF8));
+    assert_eq!(res.header("x-ratelimit-resource"), Some("graphql"));
+    let body = res.json();
+    Contract::load("github.yaml").check("/graphql", "post", 200, &body);
+    body
+}
+
+fn no_errors(body: &Value) -> &Value {
+    assert!(body.get("errors").is_none(), "errors: {body}");
+    &body["data"]
+}
+
+#[test]
+fn graphql_viewer_on_both_paths() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    for path in GRAPHQL_PATHS {
+        for (token, login) in [(&seed.alice, "alice"), (&seed.root, "root")] {
+            let rest = gw.req("GET", "/user").gh(token).send().expect(200).json();
+            // What `gh auth status` sends.
+            let body = gql(
+                &gw,
+                path,
+                token,
+                "query UserCurrent{viewer{login}}",
+                json!(null),
+            );
+            assert_eq!(no_errors(&body)["viewer"], json!({"login": login}));
+            let body = gql(&gw, path, token, "{ viewer { login id name } }", json!({}));
+            let viewer = &no_errors(&body)["viewer"];
+            assert_eq!(viewer["login"], login);
+            assert_eq!(
+                viewer["id"], rest["node_id"],
+                "GraphQL id is REST's node_id"
+            );
+            assert_eq!(viewer["name"], Value::Null);
+        }
+        // Basic auth works here too, and GET is not GitHub's GraphQL.
+        let res = gw
+            .req("POST", path)
+            .header("Authorization", &basic_auth("x", &seed.bob))
+            .json(&json!({"query": "{viewer{login}}"}))
+            .send()
+            .expect(200);
+        assert_eq!(res.json()["data"]["viewer"]["login"], "bob");
+        gw.req("GET", path).gh(&seed.bob).send().expect(404);
+    }
+    // Not under the REST prefix: GHES serves GraphQL beside it.
+    gw.req("POST", "/api/v3/graphql")
+        .gh(&seed.bob)
+        .json(&json!({"query": "{viewer{login}}"}))
+        .send()
+        .expect(404);
+}
+
+const KEYS_PAGE: &str = "query($owner: String!, $name: String!, $first: Int, $after: String, \
+     $last: Int, $before: String) {
+  repository(owner: $owner, name: $name) {
+    id name nameWithOwner
+    deployKeys(first: $first, after: $after, last: $last, before: $before) {
+      totalCount
+      pageInfo { hasNextPage endCursor hasPreviousPage startCursor }
+      nodes { id title key readOnly verified createdAt }
+      edges { cursor node { id title } }
+    }
+  }
+}";
+
+/// One `deployKeys` page: the connection, after checking that edges and nodes agree.
+fn keys_page(gw: &Gateway, path: &str, token: &str, vars: Value) -> Value {
+    let mut vars = vars;
+    vars["owner"] = json!("acme");
+    vars["name"] = json!("widgets");
+    let body = gql(gw, path, token, KEYS_PAGE, vars);
+    let repo = no_errors(&body)["repository"].clone();
+    assert_eq!(repo["nameWithOwner"], "acme/widgets");
+    assert_eq!(repo["name"], "widgets");
+    let conn = repo["deployKeys"].clone();
+    let nodes = conn["nodes"].as_array().unwrap();
+    let edges = conn["edges"].as_array().unwrap();
+    assert_eq!(nodes.len(), edges.len());
+    for (node, edge) in nodes.iter().zip(edges) {
+        assert_eq!(edge["node"]["id"], node["id"]);
+        assert_eq!(edge["node"]["title"], node["title"]);
+    }
+    if let (Some(first), Some(last)) = (edges.first(), edges.last()) {
+        assert_eq!(conn["pageInfo"]["startCursor"], first["cursor"]);
+        assert_eq!(conn["pageInfo"]["endCursor"], last["cursor"]);
+    }
+    conn
+}
+
+fn titles(conn: &Value) -> Vec<String> {
+    conn["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn graphql_deploy_keys_walk_forward_and_back() {
+    use base64::Engine;
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let mut rest = Vec::new();
+    for i in 0..5 {
+        let body = gw
+            .req("POST", &keys_path("", "acme/widgets"))
+            .gh(&seed.alice)
+            .json(
+                &json!({"title": format!("k{i}"), "key": fresh_key("w"), "read_only": i % 2 == 0}),
+            )
+            .send()
+            .expect(201)
+            .json();
+        rest.push(body);
+    }
+    // A key elsewhere must not show up, nor count.
+    add(&gw, &seed.root, "", "other/secret", &fresh_key("s"), true);
+    let all: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    for path in GRAPHQL_PATHS {
+        // Forward: first 2, then after the end cursor, until there is no next page.
+        let mut seen = Vec::new();
+        let mut pages = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let conn = keys_page(&gw, path, &seed.alice, json!({"first": 2, "after": after}));
+            assert_eq!(conn["totalCount"], 5);
+            assert_eq!(
+                conn["pageInfo"]["hasPreviousPage"],
+                !pages.is_empty(),
+                "{path} page {}",
+                pages.len() + 1
+            );
+            seen.extend(titles(&conn));
+            pages.push(conn["nodes"].as_array().unwrap().len());
+            if conn["pageInfo"]["hasNextPage"] == false {
+                break;
+            }
+            after = conn["pageInfo"]["endCursor"].clone();
+            assert!(pages.len() < 5, "the walk ends");
+        }
+        assert_eq!(pages, [2, 2, 1], "{path}");
+        assert_eq!(seen, all, "oldest first, as REST lists them");
+
+        // Backward: last 2, then before the start cursor, until there is no previous page.
+        let mut back = Vec::new();
+        let mut before = Value::Null;
+        let mut count = 0;
+        loop {
+            let conn = keys_page(&gw, path, &seed.alice, json!({"last": 2, "before": before}));
+            assert_eq!(conn["totalCount"], 5);
+            let mut page = titles(&conn);
+            page.extend(back);
+            back = page;
+            count += 1;
+            if conn["pageInfo"]["hasPreviousPage"] == false {
+                break;
+            }
+            assert_eq!(conn["nodes"].as_array().unwrap().len(), 2);
+            before = conn["pageInfo"]["startCursor"].clone();
+            assert!(count < 5, "the walk ends");
+        }
+        assert_eq!(count, 3);
+        assert_eq!(back, all, "the same keys, walking back");
+
+        // Every field agrees with REST, and ids are the same whichever way and whenever asked.
+        let page = keys_page(&gw, path, &seed.alice, json!({"first": 100}));
+        let again = keys_page(&gw, path, &seed.root, json!({"first": 100}));
+        assert_eq!(
+            page["nodes"], again["nodes"],
+            "stable ids, same for every caller"
+        );
+        let tail = keys_page(&gw, path, &seed.alice, json!({"last": 1}));
+        assert_eq!(tail["nodes"][0], page["nodes"][4]);
+        assert_eq!(tail["pageInfo"]["hasNextPage"], false);
+        let mut ids = std::collections::HashSet::new();
+        for (node, rest) in page["nodes"].as_array().unwrap().iter().zip(&rest) {
+            assert_eq!(node["title"], rest["title"]);
+            assert_eq!(node["key"], rest["key"]);
+            assert_eq!(node["readOnly"], rest["read_only"]);
+            assert_eq!(node["createdAt"], rest["created_at"]);
+            assert_eq!(node["verified"], true);
+            let id = node["id"].as_str().unwrap();
+            // GitHub's legacy global id form, as docs/github.md documents it.
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(id)
+                .unwrap();
+            assert_eq!(decoded, format!("009:DeployKey{}", rest["id"]).into_bytes());
+            assert!(ids.insert(id.to_string()), "ids are distinct");
+        }
+    }
+    // A deleted key leaves the others' ids as they were.
+    let first = keys_page(&gw, "/graphql", &seed.alice, json!({"first": 5}));
+    gw.req(
+        "DELETE",
+        &format!("/repos/acme/widgets/keys/{}", rest[0]["id"]),
+    )
+    .gh(&seed.alice)
+    .send()
+    .expect(204);
+    let later = keys_page(&gw, "/graphql", &seed.alice, json!({"first": 5}));
+    assert_eq!(later["totalCount"], 4);
+    assert_eq!(
+        later["nodes"].as_array().unwrap()[..],
+        first["nodes"].as_array().unwrap()[1..]
+    );
+}
+
+#[test]
+fn graphql_repository_is_null_with_not_found_for_strangers() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    add(&gw, &seed.root, "", "other/secret", &fresh_key("s"), true);
+    let query = "query($o: String!, $n: String!) {\n  repository(owner: $o, name: $n) {\n    \
+                 nameWithOwner\n    deployKeys(first: 10) { totalCount }\n  }\n}";
+    for path in GRAPHQL_PATHS {
+        for (token, owner, name) in [
+            (&seed.alice, "other", "secret"),
+            (&seed.bob, "other", "secret"),
+            (&seed.alice, "acme", "nothing"),
+            (&seed.alice, "acme/tools", "cli"),
+            (&seed.root, "acme", "tools/cli"),
+        ] {
+            let body = gql(&gw, path, token, query, json!({"o": owner, "n": name}));
+            assert_eq!(body["data"], json!({"repository": null}), "{owner}/{name}");
+            assert_eq!(
+                body["errors"],
+                json!([{
+                    "type": "NOT_FOUND",
+                    "path": ["repository"],
+                    "locations": [{"line": 2, "column": 3}],
+                    "message": format!("Could not resolve to a Repository with the name '{owner}/{name}'."),
+                }]),
+                "{owner}/{name}"
+            );
+        }
+        // An admin sees everything, as in REST.
+        let body = gql(
+            &gw,
+            path,
+            &seed.root,
+            query,
+            json!({"o": "other", "n": "secret"}),
+        );
+        assert_eq!(
+            no_errors(&body)["repository"]["deployKeys"]["totalCount"],
+            1
+        );
+        // A reporter sees the repository but not its keys: the keys' error nulls the repository.
+        let body = gql(
+            &gw,
+            path,
+            &seed.bob,
+            "{ repository(owner:\"acme\", name:\"widgets\") { nameWithOwner } }",
+            json!({}),
+        );
+        assert_eq!(
+            no_errors(&body)["repository"]["nameWithOwner"],
+            "acme/widgets"
+        );
+        let body = gql(
+            &gw,
+            path,
+            &seed.bob,
+            query,
+            json!({"o": "acme", "n": "widgets"}),
+        );
+        assert_eq!(body["data"], json!({"repository": null}));
+        assert_eq!(body["errors"][0]["type"], "FORBIDDEN");
+        assert_eq!(
+            body["errors"][0]["path"],
+            json!(["repository", "deployKeys"])
+        );
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Must have admin rights to Repository."
+        );
+    }
+}
+
+#[test]
+fn graphql_checks_the_token_before_anything() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("github.yaml");
+    for path in GRAPHQL_PATHS {
+        for body in [
+            json!({"query": "{ viewer { login } }"}),
+            json!({"query": "{ nonsense"}),
+            json!("not an object"),
+        ] {
+            let res = gw.req("POST", path).json(&body).send().expect(401);
+            assert_eq!(res.header("content-type"), Some(JSON_UTF8));
+            assert_eq!(
+                res.json(),
+                basic("401", "Requires authentication", DOCS_REST)
+            );
+            contract.check("/graphql", "post", 401, &res.json());
+            for header in ["bearer nope", "token nope", &basic_auth("alice", "nope")] {
+                let res = gw
+                    .req("POST", path)
+                    .header("Authorization", header)
+                    .json(&body)
+                    .send()
+                    .expect(401);
+                assert_eq!(res.json(), basic("401", "Bad credentials", DOCS_REST));
+            }
+        }
+        // A read-only token may read.
+        let body = gql(&gw, path, &seed.carol, "{viewer{login}}", json!(null));
+        assert_eq!(no_errors(&body)["viewer"]["login"], "carol");
+    }
+}
+
+#[test]
+fn graphql_errors_are_githubs_shape() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = Contract::load("github.yaml");
+    add(&gw, &seed.alice, "", "acme/widgets", &fresh_key("e"), true);
+    let keys = |args: &str| {
+        format!(
+            "{{ repository(owner: \"acme\", name: \"widgets\") {{ deployKeys{args} {{ totalCount }} }} }}"
+        )
+    };
+    for path in GRAPHQL_PATHS {
+        // Queries that cannot run: errors only, no `data`.
+        for query in [
+            "{ viewer { login ",
+            "{ viewer { nope } }",
+            "query { repository { id } }",
+            "",
+        ] {
+            let body = gql(&gw, path, &seed.alice, query, json!(null));
+            assert!(body.get("data").is_none(), "{query}: {body}");
+            let errors = body["errors"].as_array().unwrap();
+            assert!(!errors.is_empty());
+            assert!(
+                errors
+                    .iter()
+                    .all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty()))
+            );
+        }
+        let body = gql(&gw, path, &seed.alice, "{ viewer { login ", json!(null));
+        assert!(body["errors"][0]["locations"][0]["line"].as_u64().is_some());
+
+        for (args, kind, message) in [
+            (
+                "",
+                "MISSING_PAGINATION_BOUNDARIES",
+                "You must provide a `first` or `last` value to properly paginate the `deployKeys` connection.".to_string(),
+            ),
+            (
+                "(first: 101)",
+                "EXCESSIVE_PAGINATION",
+                "Requesting 101 records on the `deployKeys` connection exceeds the `first` limit of 100 records.".to_string(),
+            ),
+            (
+                "(last: 500)",
+                "EXCESSIVE_PAGINATION",
+                "Requesting 500 records on the `deployKeys` connection exceeds the `last` limit of 100 records.".to_string(),
+            ),
+            (
+                "(first: 0)",
+                "INVALID_PAGINATION",
+                "`first` on the `deployKeys` connection must be between 1 and 100.".to_string(),
+            ),
+            (
+                "(last: -3)",
+                "INVALID_PAGINATION",
+                "`last` on the `deployKeys` connection must be between 1 and 100.".to_string(),
+            ),
+            (
+                "(first: 1, after: \"bm9wZQ==\")",
+                "INVALID_CURSOR_ARGUMENTS",
+                "`bm9wZQ==` does not appear to be a valid cursor.".to_string(),
+            ),
+        ] {
+            let body = gql(&gw, path, &seed.alice, &keys(args), json!(null));
+            assert_eq!(body["data"], json!({"repository": null}), "{args}");
+            let error = &body["errors"][0];
+            assert_eq!(error["type"], kind, "{args}");
+            assert_eq!(error["message"], message.as_str());
+            assert_eq!(error["path"], json!(["repository", "deployKeys"]));
+            assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+        }
+        // Aliases cannot multiply database trips without bound.
+        let many: String = (0..30)
+            .map(|i| format!("r{i}: repository(owner: \"acme\", name: \"widgets\") {{ name }} "))
+            .collect();
+        let body = gql(
+            &gw,
+            path,
+            &seed.alice,
+            &format!("{{ {many} }}"),
+            json!(null),
+        );
+        assert!(body.get("data").is_none(), "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("complex")
+        );
+        let few: String = (0..5)
+            .map(|i| format!("r{i}: repository(owner: \"acme\", name: \"widgets\") {{ name }} "))
+            .collect();
+        let body = gql(&gw, path, &seed.alice, &format!("{{ {few} }}"), json!(null));
+        assert_eq!(no_errors(&body)["r4"]["name"], "widgets");
+        // Errors and data side by side: one field fails, the other answers.
+        let body = gql(
+            &gw,
+            path,
+            &seed.alice,
+            "{ viewer { login } nope: repository(owner: \"x\", name: \"y\") { id } }",
+            json!(null),
+        );
+        assert_eq!(
+            body["data"],
+            json!({"viewer": {"login": "alice"}, "nope": null})
+        );
+        assert_eq!(body["errors"][0]["path"], json!(["nope"]));
+
+        // Bodies GitHub refuses before GraphQL sees them.
+        let res = gw
+            .req("POST", path)
+            .gh(&seed.alice)
+            .raw_body("application/json", b"{not json".to_vec())
+            .send()
+            .expect(400);
+        let problem = basic(
+            "400",
+            "Problems parsing JSON",
+            "https://docs.github.com/graphql",
+        );
+        assert_eq!(res.json(), problem);
+        contract.check("/graphql", "post", 400, &res.json());
+        for body in [json!({}), json!({"query": 5}), json!({"variables": {}})] {
+            let res = gw
+                .req("POST", path)
+                .gh(&seed.alice)
+                .json(&body)
+                .send()
+                .expect(200);
+            assert_eq!(
+                res.json(),
+                json!({"errors": [{"message": "A query attribute must be specified and must be a string."}]})
+            );
+        }
+        for body in [
+            json!({"query": "{viewer{login}}", "variables": 5}),
+            json!({"query": "{viewer{login}}", "operationName": 5}),
+        ] {
+            gw.req("POST", path)
+                .gh(&seed.alice)
+                .json(&body)
+                .send()
+                .expect(400);
+        }
+        // Variables as a JSON string (some clients) and a chosen operation.
+        let res = gw
+            .req("POST", path)
+            .gh(&seed.alice)
+            .json(&json!({
+                "query": "query A { viewer { login } } query B($n: String!) { repository(owner: \"acme\", name: $n) { name } }",
+                "variables": "{\"n\": \"widgets\"}",
+                "operationName": "B",
+            }))
+            .send()
+            .expect(200);
+        assert_eq!(
+            res.json(),
+            json!({"data": {"repository": {"name": "widgets"}}})
+        );
+    }
+}
+
+#[test]
+fn graphql_introspection_describes_deploy_keys() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    for path in GRAPHQL_PATHS {
+        let body = gql(
+            &gw,
+            path,
+            &seed.alice,
+            "{ __schema { types { name } } }",
+            json!(null),
+        );
+        let names: Vec<&str> = no_errors(&body)["__schema"]["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "DeployKey",
+            "DeployKeyConnection",
+            "DeployKeyEdge",
+            "PageInfo",
+            "Repository",
+            "User",
+            "DateTime",
+        ] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let body = gql(
+            &gw,
+            path,
+            &seed.alice,
+            "{ __type(name: \"DeployKey\") { fields { name } } }",
+            json!(null),
+        );
+        let mut fields: Vec<&str> = no_errors(&body)["__type"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            ["createdAt", "id", "key", "readOnly", "title", "verified"]
+        );
+    }
 }

@@ -76,6 +76,27 @@ pub fn authorization_token(req: &HttpRequest, schemes: &[&str]) -> Option<String
         .then(|| token.to_string())
 }
 
+/// The user and password of `Authorization: Basic base64(user:password)` (scheme in any case).
+/// `None` when the header is not Basic or its value is not base64 of UTF-8 text with a colon.
+pub fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// `scheme://host[:port]` as the client sees this server, without a trailing slash: `--public-url`
 /// when set, else `http://` and the request's Host header. Forwarding headers (`X-Forwarded-Host`,
 /// `Forwarded`) are ignored on purpose: any client can send them, and these URLs are followed by

@@ -213,3 +213,24 @@ def test_403_for_reporters_and_read_only_tokens(gateway, ssh_keys, prefix):
     assert err.value.status == 403
     assert err.value.data["message"] == "Resource not accessible by personal access token"
     assert list(carol.get_keys()) == []
+
+
+@BASES
+def test_basic_auth_and_rate_limit(gateway, prefix):
+    gw = gateway
+    # Auth.Login sends `Authorization: Basic base64(login:password)`; a token is accepted as the password.
+    g = Github(base_url=gw.url + prefix, auth=Auth.Login("alice", gw.tokens["alice"]), timeout=TIMEOUT)
+    assert g.get_user().login == "alice"
+    assert [k.id for k in g.get_repo("acme/widgets").get_keys()] == []
+    with pytest.raises(BadCredentialsException):
+        Github(base_url=gw.url + prefix, auth=Auth.Login("alice", "wrong"), timeout=TIMEOUT).get_user().login
+
+    overview = g.get_rate_limit()
+    # PyGithub keeps the X-RateLimit-* headers of the last answer: the body reports the same numbers.
+    remaining, limit = g.rate_limiting
+    core = overview.resources.core
+    assert (core.remaining, core.limit) == (remaining, limit)
+    assert int(core.reset.timestamp()) == g.rate_limiting_resettime
+    assert core.used + core.remaining == core.limit
+    assert overview.rate.remaining == core.remaining
+    assert overview.resources.graphql.limit == core.limit

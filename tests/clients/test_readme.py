@@ -1,5 +1,6 @@
 """The README's recipes, run exactly as written against a fresh gateway on 127.0.0.1:8080."""
 
+import json
 import os
 import re
 import shutil
@@ -57,3 +58,18 @@ def test_readme_recipes_work_as_written(tmp_path):
     finally:
         gw.stop()
     assert not any("PRIVATE KEY" in line for line in gw.log_lines)
+    check_graphql_recipe(result.stdout)
+
+
+def check_graphql_recipe(stdout: str) -> None:
+    """The GraphQL recipe's answer: alice, and the two keys the GitLab and GitHub curl recipes left on
+    acme/widgets (both read-only), with GitHub's global ids."""
+    at = stdout.find('{"data":')
+    assert at >= 0, f"no GraphQL answer in the recipes' output:\n{stdout}"
+    answer, _ = json.JSONDecoder().raw_decode(stdout, at)
+    assert "errors" not in answer, answer
+    assert answer["data"]["viewer"] == {"login": "alice"}
+    keys = answer["data"]["repository"]["deployKeys"]
+    assert keys["totalCount"] == 2
+    assert [(k["title"], k["readOnly"]) for k in keys["nodes"]] == [("ci", True), ("ci", True)]
+    assert all(k["id"] and not k["id"].isdigit() for k in keys["nodes"])

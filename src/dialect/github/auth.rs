@@ -1,0 +1,66 @@
+//! Who is calling (GitHub's `token X`, `Bearer X`, Basic with the token as password), in one blocking hop.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+use super::error::GhError;
+use crate::core::{Core, Error, Principal};
+use crate::http::{self, State, blocking, request_id};
+
+/// What `curl -u TOKEN:x-oauth-basic` sends: GitHub's old spelling of "the token is the username".
+const OAUTH_BASIC: &str = "x-oauth-basic";
+
+/// The token the caller presents, if any. With Basic, the password is the token and the username
+/// is ignored, as GitHub does for tokens (`curl -u name:TOKEN`); a token sent as the username with
+/// an empty or `x-oauth-basic` password is taken too.
+pub(super) fn token(req: &HttpRequest) -> Option<String> {
+    if let Some(token) = http::authorization_token(req, &["token", "bearer"]) {
+        return Some(token);
+    }
+    let (user, password) = http::basic_credentials(req)?;
+    let token = if password.is_empty() || password == OAUTH_BASIC {
+        user
+    } else {
+        password
+    };
+    (!token.is_empty()).then_some(token)
+}
+
+/// Authenticates the caller and runs `op` on the blocking pool, in one hop; errors are pointed at
+/// the operation's documentation.
+pub(super) async fn run<T, F>(
+    req: &HttpRequest,
+    state: &State,
+    docs: &'static str,
+    op: F,
+) -> Result<T, GhError>
+where
+    F: FnOnce(&Core, &Principal) -> Result<T, GhError> + Send + 'static,
+    T: Send + 'static,
+{
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        return Err(GhError::NoToken);
+    }
+    let token = token(req);
+    let core = state.core.clone();
+    let outcome = blocking(move || {
+        // A header that carries no usable token is a failed login, as GitHub treats it.
+        let who = token
+            .ok_or(Error::Unauthorized)
+            .and_then(|t| core.authenticate_token(&t));
+        Ok(who.map_err(GhError::from).and_then(|who| op(&core, &who)))
+    })
+    .await
+    .map_err(GhError::from)
+    .and_then(|inner| inner);
+    outcome.map_err(|err| {
+        if let GhError::Core {
+            err: internal @ Error::Internal(_),
+            ..
+        } = &err
+        {
+            http::log_internal(&request_id(req), internal);
+        }
+        err.with_docs(docs)
+    })
+}
