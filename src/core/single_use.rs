@@ -54,8 +54,8 @@ impl Core {
     /// commits with the change, and also with a refusal (a 404, 403 or conflict): a refused
     /// request replayed later, once the state has changed, must still change nothing. A busy or
     /// failed store rolls the claim back with everything else, so the client's retry of the very
-    /// same bytes is served.
-    pub(super) fn write<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    /// same bytes is served. `f` may run more than once (see `Store::write`).
+    pub(super) fn write<T>(&self, mut f: impl FnMut(&Db) -> Result<T>) -> Result<T> {
         let Some(once) = self
             .single_use
             .as_ref()
@@ -67,7 +67,7 @@ impl Core {
             if !db.claim_signature(&once.signature, once.until)? {
                 return Err(Error::Conflict(Conflict::RequestUsed));
             }
-            match db.savepoint(f) {
+            match db.savepoint(&mut f) {
                 Err(err @ (Error::Busy | Error::Internal(_))) => Err(err),
                 answered => Ok(answered),
             }

@@ -1,83 +1,66 @@
-//! SQLite persistence: the connection pool, migrations, transactions and every SQL statement.
+//! Persistence: one storage contract (`Queries`) over two backends, SQLite (embedded, the default) and PostgreSQL.
 
-mod groups;
-mod queries;
-mod ssh;
+mod contract;
+pub mod postgres;
+mod records;
+pub mod sqlite;
 
 use std::path::Path;
-use std::time::Duration;
 
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+pub use contract::Queries;
+pub use records::*;
 
-pub use queries::*;
-
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_initial.sql"),
-    include_str!("migrations/0002_codearts.sql"),
-    include_str!("migrations/0003_used_signatures.sql"),
-    include_str!("migrations/0004_link_updated_at.sql"),
-];
-
-/// How long a writer waits for another writer before the request is answered as busy.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-const POOL_SIZE: u32 = 8;
+/// A connection inside a transaction opened by `Store::read` or `Store::write`, whichever backend.
+pub type Db<'a> = dyn Queries + 'a;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A UNIQUE index refused a row; holds `table.column` as SQLite names it.
+    /// A UNIQUE index refused a row; holds `table.column` as SQLite names it (PostgreSQL's
+    /// constraint names are translated to the same text, so the core maps one vocabulary).
     #[error("unique constraint failed: {0}")]
     Unique(String),
-    /// Another writer held the database for longer than the busy timeout.
+    /// Another writer held the database for longer than the busy timeout, no connection was
+    /// free in time, or concurrent writers kept conflicting after every retry.
     #[error("database is busy")]
     Busy,
     #[error("database schema version {found} is newer than this keygate ({known})")]
     TooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// Logged, never shown: PostgreSQL's messages may name tables, constraints and values.
+    #[error("database error: {0}")]
+    Postgres(::postgres::Error),
     /// The pool could not open its connections at start (a missing directory, not a database, …).
     #[error("cannot open the database: {0}")]
     Pool(r2d2::Error),
     #[error("cannot open database: {0}")]
     Io(#[from] std::io::Error),
+    /// An operation that only one backend has (a PRAGMA, SQLite's online backup).
+    #[error("not supported on this database: {0}")]
+    Unsupported(&'static str),
+    /// A `--db` value that is neither a file path nor a usable PostgreSQL URL.
+    #[error("invalid database address: {0}")]
+    Address(String),
 }
 
 impl From<r2d2::Error> for StoreError {
     fn from(err: r2d2::Error) -> Self {
-        // r2d2 reports only timeouts here (connection errors surface through SQLite itself).
+        // r2d2 reports only timeouts here (connection errors surface through the driver itself).
         log::warn!("no database connection free in time: {err}");
         StoreError::Busy
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        // The one place where SQLite's errors become ours: handlers never see raw SQLite text.
-        if let rusqlite::Error::SqliteFailure(code, msg) = &err {
-            match code.code {
-                ErrorCode::ConstraintViolation
-                    if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                        || code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
-                {
-                    let what = msg
-                        .as_deref()
-                        .and_then(|m| m.split_once("failed: "))
-                        .map(|(_, cols)| cols.to_string())
-                        .unwrap_or_default();
-                    return StoreError::Unique(what);
-                }
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return StoreError::Busy,
-                _ => {}
-            }
-        }
-        StoreError::Sqlite(err)
-    }
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
-/// A pool of connections to one SQLite file.
+/// The database keygate runs on: a pool of connections to one SQLite file or one PostgreSQL database.
 #[derive(Clone)]
 pub struct Store {
-    pool: r2d2::Pool<SqliteConnectionManager>,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,150 +69,128 @@ impl std::fmt::Debug for Store {
     }
 }
 
-impl Store {
-    /// Opens (creating if needed) the database and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        // Before SQLite touches anything: it gives the -wal and -shm files the database file's mode.
-        create_private(path)?;
-        let manager = SqliteConnectionManager::file(path).with_init(|conn| {
-            // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
-            // acknowledged revocation must never come back. See docs/operations.md.
-            conn.execute_batch(
-                "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
-            )?;
-            conn.busy_timeout(BUSY_TIMEOUT)
-        });
-        let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            // A request that cannot get a connection in time is answered "busy" (503), like one
-            // that cannot get the write lock.
-            .connection_timeout(BUSY_TIMEOUT)
-            .build(manager)
-            .map_err(StoreError::Pool)?;
-        let store = Store { pool };
-        {
-            let mut conn = store.pool.get().map_err(StoreError::Pool)?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            migrate(&mut conn)?;
-        }
-        Ok(store)
-    }
+/// Whether `--db` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
 
-    /// A PRAGMA's value as a pooled connection sees it (for tests and diagnostics).
-    pub fn pragma(&self, name: &str) -> Result<String, StoreError> {
-        let conn = self.pool.get()?;
-        Ok(conn
-            .pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0))
-            .map(|v| match v {
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Text(t) => t,
-                other => format!("{other:?}"),
-            })?)
+/// `db` fit for a log line or an error message: a URL loses its password, a path stays as it is.
+pub fn redact(db: &str) -> String {
+    if !is_postgres_url(db) {
+        return db.to_string();
     }
+    let (scheme, rest) = db.split_once("://").unwrap_or(("", db));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return redact_query(db);
+    };
+    let user = userinfo.split(':').next().unwrap_or("");
+    let shown = if userinfo.contains(':') {
+        format!("{scheme}://{user}:***@{host}{tail}")
+    } else {
+        format!("{scheme}://{user}@{host}{tail}")
+    };
+    redact_query(&shown)
+}
 
-    /// Copies the whole database to a new file at `dest` with SQLite's online backup API: a
-    /// consistent snapshot even while other connections write. `dest` must not exist yet; it is
-    /// created with mode 0600 before SQLite writes a page, because it holds token hashes and
-    /// CodeArts secret keys (SQLite gives its journal the same mode).
-    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
-        create_new_private(dest)?;
-        let copy = || -> Result<(), StoreError> {
-            let source = self.pool.get().map_err(StoreError::Pool)?;
-            let mut target = Connection::open(dest)?;
-            let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
-            // Small steps with pauses let writers in between; a step is 64 pages (256 KiB).
-            backup.run_to_completion(64, Duration::from_millis(5), None)?;
-            Ok(())
-        };
-        copy().inspect_err(|_| {
-            // A half-written copy must not pass for a backup.
-            let _ = std::fs::remove_file(dest);
+/// A `password=` query parameter is hidden too (libpq accepts one there).
+fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => p.to_string(),
         })
-    }
-
-    /// Runs `f` on a pooled connection in a read transaction, so all its statements see one snapshot.
-    pub fn read<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<StoreError>,
-    {
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(StoreError::from)?;
-        let out = f(&Db { conn: &tx })?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
-    }
-
-    /// Runs `f` in one IMMEDIATE transaction: it either commits whole (durably) or not at all.
-    pub fn write<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<StoreError>,
-    {
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
-        // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
-        // failing with SQLITE_BUSY when a read transaction tries to upgrade.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let out = f(&Db { conn: &tx })?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
-    }
+        .collect();
+    format!("{base}?{}", parts.join("&"))
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let known = MIGRATIONS.len() as i64;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if found > known {
-        return Err(StoreError::TooNew { found, known });
+impl Store {
+    /// Opens the database `db` names (a `postgres://` URL, else a SQLite file, created if
+    /// needed) and brings its schema up to date.
+    pub fn open(db: &Path) -> Result<Store, StoreError> {
+        let backend = match db.to_str().filter(|s| is_postgres_url(s)) {
+            Some(url) => Backend::Postgres(postgres::PgStore::open(url)?),
+            None => Backend::Sqlite(sqlite::SqliteStore::open(db)?),
+        };
+        Ok(Store { backend })
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
 
-/// Creates the database file readable by its owner only, and tightens an existing one and its
-/// WAL files: they hold token hashes and CodeArts secret keys.
-#[cfg(unix)]
-fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        if std::fs::metadata(&file).is_ok() {
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    /// Which backend this is: "sqlite" or "postgres".
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
-    Ok(())
+
+    /// A PRAGMA's value as a pooled connection sees it (SQLite only; for tests and diagnostics).
+    pub fn pragma(&self, name: &str) -> Result<String, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.pragma(name),
+            Backend::Postgres(_) => Err(StoreError::Unsupported("PRAGMA")),
+        }
+    }
+
+    /// Copies the whole database to a new SQLite file at `dest` (SQLite only: a PostgreSQL
+    /// instance is backed up with PostgreSQL's own tools, see docs/scale-out.md).
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.backup_to(dest),
+            Backend::Postgres(_) => Err(StoreError::Unsupported(
+                "keygate db backup (use pg_dump or pg_basebackup)",
+            )),
+        }
+    }
+
+    /// Runs `f` in a read transaction, so all its statements see one snapshot.
+    pub fn read<T, E>(&self, f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(f),
+            Backend::Postgres(p) => p.read(f),
+        }
+    }
+
+    /// Runs `f` in one write transaction: it either commits whole (durably) or not at all. On
+    /// PostgreSQL `f` may run more than once, when a concurrent writer forced a retry; only the
+    /// run that commits counts, so `f` must not act outside the transaction.
+    pub fn write<T, E>(&self, f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        match &self.backend {
+            Backend::Sqlite(s) => s.write(f),
+            Backend::Postgres(p) => p.write(f),
+        }
+    }
 }
 
-/// Creates a new, empty file readable by its owner only; an existing file is an error, never
-/// overwritten (its mode may be wider, and it may be something else entirely).
-fn create_new_private(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(|_| ())
-}
-
-#[cfg(not(unix))]
-fn create_private(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map(|_| ())
+impl<'a> dyn Queries + 'a {
+    /// Runs `f` inside a SAVEPOINT: when it fails, what it wrote is undone and what the enclosing
+    /// transaction wrote before it (a claimed signature) is kept for the commit.
+    pub fn savepoint<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.savepoint_begin()?;
+        match f(self) {
+            Ok(out) => {
+                self.savepoint_release()?;
+                Ok(out)
+            }
+            Err(err) => {
+                self.savepoint_rollback()?;
+                Err(err)
+            }
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, the unit of every stored time.
@@ -242,37 +203,18 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::redact;
 
-    /// A database made before links had `updated_at` keeps its links, each last changed when made.
     #[test]
-    fn migration_4_dates_existing_links_by_their_creation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.db");
-        {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..3] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.execute_batch(
-                "PRAGMA user_version = 3;
-                 INSERT INTO namespaces (name, full_path, uuid, created_at) VALUES ('g', 'g', 'u', 1);
-                 INSERT INTO repositories (namespace_id, name, full_path, created_at) VALUES (1, 'r', 'g/r', 1);
-                 INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, title, created_at)
-                   VALUES ('SHA256:x', 'aa', 'ssh-ed25519 AAAA', 'ssh-ed25519', 256, 't', 5);
-                 INSERT INTO key_links (repo_id, key_id, can_push, created_at) VALUES (1, 1, 0, 1234567);",
-            )
-            .unwrap();
-        }
-        let store = Store::open(&path).unwrap();
-        let linked = store
-            .read(|db| db.linked_key(1, 1))
-            .unwrap()
-            .expect("the link survives");
-        assert_eq!(linked.updated_at, 1_234_567);
+    fn redact_hides_the_password_and_only_it() {
         assert_eq!(
-            store.pragma("user_version").unwrap(),
-            MIGRATIONS.len().to_string()
+            redact("postgres://kg:s3cret@db.internal:5432/keygate"),
+            "postgres://kg:***@db.internal:5432/keygate"
         );
+        assert_eq!(
+            redact("postgresql://kg@db/keygate?password=x&sslmode=disable"),
+            "postgresql://kg@db/keygate?password=***&sslmode=disable"
+        );
+        assert_eq!(redact("./keygate.db"), "./keygate.db");
     }
 }

@@ -1,156 +1,25 @@
-//! The records keygate stores and the SQL that reads and writes them, one method per statement.
+//! SQLite SQL for users, tokens, repositories, keys and links, one method per statement.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{StoreError, now_ms};
+use super::SqliteDb;
+use crate::store::{
+    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, StoreError, Token,
+    User, now_ms,
+};
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-/// A connection inside a transaction opened by `Store::read` or `Store::write`.
-pub struct Db<'a> {
-    pub(super) conn: &'a Transaction<'a>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    pub admin: bool,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Read and write.
-    Api,
-    /// GET only.
-    ReadApi,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Api => "api",
-            Scope::ReadApi => "read_api",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub id: i64,
-    pub user_id: i64,
-    pub scope: Scope,
-    pub expires_at: Option<i64>,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Maintainer,
-    Reporter,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Maintainer => "maintainer",
-            Role::Reporter => "reporter",
-        }
-    }
-
-    fn from_str(s: &str) -> Role {
-        if s == "maintainer" {
-            Role::Maintainer
-        } else {
-            Role::Reporter
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespace {
-    pub id: i64,
-    pub parent_id: Option<i64>,
-    pub name: String,
-    pub full_path: String,
-    /// 32 lower-case hex digits: how CodeArts addresses a top-level namespace (its "project").
-    pub uuid: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repository {
-    pub id: i64,
-    pub name: String,
-    pub full_path: String,
-    pub created_at: i64,
-    pub namespace: Namespace,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployKey {
-    pub id: i64,
-    pub fingerprint_sha256: String,
-    pub fingerprint_md5: String,
-    pub key_text: String,
-    pub kind: String,
-    pub bits: u32,
-    pub title: String,
-    /// An instance-wide key, created by an admin with no repository.
-    pub public: bool,
-    pub owner_id: Option<i64>,
-    pub expires_at: Option<i64>,
-    pub last_used_at: Option<i64>,
-    pub created_at: i64,
-}
-
-/// A key as attached to one repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkedKey {
-    pub key: DeployKey,
-    pub repo_id: i64,
-    pub can_push: bool,
-    pub added_by: Option<String>,
-    pub linked_at: i64,
-    /// When the link last changed: its creation, or a change of `can_push`.
-    pub updated_at: i64,
-}
-
-/// One repository a key is attached to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyLink {
-    pub id: i64,
-    pub repo: Repository,
-    pub can_push: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Everything needed to insert a key row; the caller has parsed and checked it.
-#[derive(Debug, Clone)]
-pub struct NewKey<'a> {
-    pub fingerprint_sha256: &'a str,
-    pub fingerprint_md5: &'a str,
-    pub key_text: &'a str,
-    pub kind: &'a str,
-    pub bits: u32,
-    pub title: &'a str,
-    pub public: bool,
-    pub owner_id: Option<i64>,
-    pub expires_at: Option<i64>,
-}
 
 // Paged queries write `LIMIT ?n + 0 OFFSET ?m + 0`. SQLite peeks at a bare bound LIMIT to plan the
 // query and marks the statement stale whenever that value is bound again, so a cached statement was
 // compiled anew on every request (seen in its RePrepare counter; about 300 µs of CPU per list).
-pub(super) const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
+pub(in crate::store::sqlite) const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
      k.title, k.public, k.owner_id, k.expires_at, k.last_used_at, k.created_at";
 
 const REPO_COLS: &str = "r.id, r.name, r.full_path, r.created_at, \
      n.id, n.parent_id, n.name, n.full_path, n.uuid, n.created_at";
 
-pub(super) fn key_at(row: &Row, at: usize) -> rusqlite::Result<DeployKey> {
+pub(in crate::store::sqlite) fn key_at(row: &Row, at: usize) -> rusqlite::Result<DeployKey> {
     Ok(DeployKey {
         id: row.get(at)?,
         fingerprint_sha256: row.get(at + 1)?,
@@ -208,17 +77,17 @@ fn linked_at(row: &Row) -> rusqlite::Result<LinkedKey> {
     })
 }
 
-impl Db<'_> {
+impl SqliteDb<'_> {
     // ---- users and tokens ----
 
-    pub fn insert_user(&self, username: &str, admin: bool) -> Result<i64> {
+    pub(super) fn insert_user(&self, username: &str, admin: bool) -> Result<i64> {
         self.conn
             .prepare_cached("INSERT INTO users (username, admin, created_at) VALUES (?1, ?2, ?3)")?
             .execute(params![username, admin, now_ms()])?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+    pub(super) fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -228,7 +97,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+    pub(super) fn user_by_id(&self, id: i64) -> Result<Option<User>> {
         Ok(self
             .conn
             .prepare_cached("SELECT id, username, admin, created_at FROM users WHERE id = ?1")?
@@ -237,7 +106,12 @@ impl Db<'_> {
     }
 
     /// One page of users by id, optionally only the one with this username (any case, as GitLab).
-    pub fn users_page(&self, username: Option<&str>, offset: u64, limit: u32) -> Result<Vec<User>> {
+    pub(super) fn users_page(
+        &self,
+        username: Option<&str>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<User>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, username, admin, created_at FROM users WHERE (?1 IS NULL OR username = ?1) \
              ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0",
@@ -246,14 +120,14 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn count_users(&self, username: Option<&str>) -> Result<u64> {
+    pub(super) fn count_users(&self, username: Option<&str>) -> Result<u64> {
         Ok(self
             .conn
             .prepare_cached("SELECT COUNT(*) FROM users WHERE (?1 IS NULL OR username = ?1)")?
             .query_row([username], |r| r.get::<_, i64>(0))? as u64)
     }
 
-    pub fn list_users(&self) -> Result<Vec<User>> {
+    pub(super) fn list_users(&self) -> Result<Vec<User>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT id, username, admin, created_at FROM users ORDER BY id")?;
@@ -261,7 +135,7 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn delete_user(&self, id: i64) -> Result<bool> {
+    pub(super) fn delete_user(&self, id: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("DELETE FROM users WHERE id = ?1")?
@@ -269,7 +143,7 @@ impl Db<'_> {
             > 0)
     }
 
-    pub fn insert_token(
+    pub(super) fn insert_token(
         &self,
         user_id: i64,
         hash: &[u8],
@@ -286,7 +160,7 @@ impl Db<'_> {
     }
 
     /// The token with this hash and its user.
-    pub fn token_by_hash(&self, hash: &[u8]) -> Result<Option<(Token, User)>> {
+    pub(super) fn token_by_hash(&self, hash: &[u8]) -> Result<Option<(Token, User)>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -315,7 +189,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>> {
+    pub(super) fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, user_id, scope, expires_at, created_at FROM tokens WHERE user_id = ?1 ORDER BY id",
         )?;
@@ -336,7 +210,7 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn delete_token(&self, id: i64) -> Result<bool> {
+    pub(super) fn delete_token(&self, id: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("DELETE FROM tokens WHERE id = ?1")?
@@ -346,7 +220,7 @@ impl Db<'_> {
 
     // ---- namespaces and repositories ----
 
-    pub fn namespace_by_path(&self, full_path: &str) -> Result<Option<Namespace>> {
+    pub(super) fn namespace_by_path(&self, full_path: &str) -> Result<Option<Namespace>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -356,7 +230,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn namespace_by_id(&self, id: i64) -> Result<Option<Namespace>> {
+    pub(super) fn namespace_by_id(&self, id: i64) -> Result<Option<Namespace>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -366,7 +240,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
+    pub(super) fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -376,7 +250,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn insert_namespace(
+    pub(super) fn insert_namespace(
         &self,
         parent_id: Option<i64>,
         name: &str,
@@ -392,7 +266,7 @@ impl Db<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn insert_repo(
+    pub(super) fn insert_repo(
         &self,
         id: Option<i64>,
         namespace_id: i64,
@@ -408,7 +282,7 @@ impl Db<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn repo_by_id(&self, id: i64) -> Result<Option<Repository>> {
+    pub(super) fn repo_by_id(&self, id: i64) -> Result<Option<Repository>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -419,7 +293,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn repo_by_path(&self, full_path: &str) -> Result<Option<Repository>> {
+    pub(super) fn repo_by_path(&self, full_path: &str) -> Result<Option<Repository>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -430,7 +304,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn list_repos(&self) -> Result<Vec<Repository>> {
+    pub(super) fn list_repos(&self) -> Result<Vec<Repository>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id ORDER BY r.id"
         ))?;
@@ -439,7 +313,7 @@ impl Db<'_> {
     }
 
     /// Deletes the repository; its links go with it, and keys left private and unlinked go too.
-    pub fn delete_repo(&self, id: i64) -> Result<bool> {
+    pub(super) fn delete_repo(&self, id: i64) -> Result<bool> {
         let gone = self
             .conn
             .prepare_cached("DELETE FROM repositories WHERE id = ?1")?
@@ -454,7 +328,7 @@ impl Db<'_> {
         Ok(gone)
     }
 
-    pub fn set_role(&self, repo_id: i64, user_id: i64, role: Role) -> Result<()> {
+    pub(super) fn set_role(&self, repo_id: i64, user_id: i64, role: Role) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO memberships (repo_id, user_id, role) VALUES (?1, ?2, ?3) \
@@ -464,7 +338,7 @@ impl Db<'_> {
         Ok(())
     }
 
-    pub fn delete_role(&self, repo_id: i64, user_id: i64) -> Result<bool> {
+    pub(super) fn delete_role(&self, repo_id: i64, user_id: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("DELETE FROM memberships WHERE repo_id = ?1 AND user_id = ?2")?
@@ -472,7 +346,7 @@ impl Db<'_> {
             > 0)
     }
 
-    pub fn role_of(&self, repo_id: i64, user_id: i64) -> Result<Option<Role>> {
+    pub(super) fn role_of(&self, repo_id: i64, user_id: i64) -> Result<Option<Role>> {
         Ok(self
             .conn
             .prepare_cached("SELECT role FROM memberships WHERE repo_id = ?1 AND user_id = ?2")?
@@ -484,7 +358,7 @@ impl Db<'_> {
 
     // ---- keys and links ----
 
-    pub fn key_by_id(&self, id: i64) -> Result<Option<DeployKey>> {
+    pub(super) fn key_by_id(&self, id: i64) -> Result<Option<DeployKey>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -494,7 +368,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
+    pub(super) fn key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -504,7 +378,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
+    pub(super) fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -514,7 +388,7 @@ impl Db<'_> {
             .optional()?)
     }
 
-    pub fn insert_key(&self, new: &NewKey) -> Result<i64> {
+    pub(super) fn insert_key(&self, new: &NewKey) -> Result<i64> {
         self.conn
             .prepare_cached(
                 "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, \
@@ -536,7 +410,7 @@ impl Db<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn update_key_title(&self, key_id: i64, title: &str) -> Result<()> {
+    pub(super) fn update_key_title(&self, key_id: i64, title: &str) -> Result<()> {
         self.conn
             .prepare_cached("UPDATE deploy_keys SET title = ?2 WHERE id = ?1")?
             .execute(params![key_id, title])?;
@@ -544,7 +418,7 @@ impl Db<'_> {
     }
 
     /// Removes a private key that no repository uses any more; public keys stay.
-    pub fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool> {
+    pub(super) fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(
@@ -555,7 +429,7 @@ impl Db<'_> {
             > 0)
     }
 
-    pub fn insert_link(
+    pub(super) fn insert_link(
         &self,
         repo_id: i64,
         key_id: i64,
@@ -573,7 +447,7 @@ impl Db<'_> {
 
     /// Sets a link's push permission; `updated_at` moves only when the value really changes, as
     /// ActiveRecord leaves an unchanged row (and its timestamp) alone.
-    pub fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
+    pub(super) fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE key_links SET can_push = ?3, updated_at = ?4 \
@@ -583,7 +457,7 @@ impl Db<'_> {
         Ok(())
     }
 
-    pub fn delete_link(&self, repo_id: i64, key_id: i64) -> Result<bool> {
+    pub(super) fn delete_link(&self, repo_id: i64, key_id: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("DELETE FROM key_links WHERE repo_id = ?1 AND key_id = ?2")?
@@ -591,14 +465,14 @@ impl Db<'_> {
             > 0)
     }
 
-    pub fn link_count(&self, key_id: i64) -> Result<i64> {
+    pub(super) fn link_count(&self, key_id: i64) -> Result<i64> {
         Ok(self
             .conn
             .prepare_cached("SELECT COUNT(*) FROM key_links WHERE key_id = ?1")?
             .query_row([key_id], |r| r.get(0))?)
     }
 
-    pub fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>> {
+    pub(super) fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -612,7 +486,12 @@ impl Db<'_> {
     }
 
     /// One page of a repository's keys in the order they were attached.
-    pub fn linked_keys(&self, repo_id: i64, offset: u64, limit: u32) -> Result<Vec<LinkedKey>> {
+    pub(super) fn linked_keys(
+        &self,
+        repo_id: i64,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<LinkedKey>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
              FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
@@ -625,7 +504,7 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn count_linked_keys(&self, repo_id: i64) -> Result<u64> {
+    pub(super) fn count_linked_keys(&self, repo_id: i64) -> Result<u64> {
         Ok(self
             .conn
             .prepare_cached("SELECT COUNT(*) FROM key_links WHERE repo_id = ?1")?
@@ -633,7 +512,7 @@ impl Db<'_> {
     }
 
     /// Every repository a key is attached to, with its push permission there.
-    pub fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
+    pub(super) fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {REPO_COLS}, l.can_push, l.created_at, l.id, l.updated_at FROM key_links l \
              JOIN repositories r ON r.id = l.repo_id JOIN namespaces n ON n.id = r.namespace_id \
@@ -652,7 +531,12 @@ impl Db<'_> {
     }
 
     /// One page of all keys (optionally only instance-wide ones), newest id last.
-    pub fn list_keys(&self, public_only: bool, offset: u64, limit: u32) -> Result<Vec<DeployKey>> {
+    pub(super) fn list_keys(
+        &self,
+        public_only: bool,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<DeployKey>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {KEY_COLS} FROM deploy_keys k WHERE (?1 = 0 OR k.public = 1) \
              ORDER BY k.id LIMIT ?2 + 0 OFFSET ?3 + 0"
@@ -661,7 +545,7 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn count_keys(&self, public_only: bool) -> Result<u64> {
+    pub(super) fn count_keys(&self, public_only: bool) -> Result<u64> {
         Ok(self
             .conn
             .prepare_cached("SELECT COUNT(*) FROM deploy_keys WHERE (?1 = 0 OR public = 1)")?
@@ -669,7 +553,7 @@ impl Db<'_> {
     }
 
     /// Whether a user may reuse a key: their own, an instance key, or one on a repository they maintain.
-    pub fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool> {
+    pub(super) fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(
@@ -682,7 +566,7 @@ impl Db<'_> {
 
     /// Keys on repositories that `target` maintains and `viewer` maintains too (`None`: an admin, who sees all).
     /// Like GitLab, a key attached to several such repositories is listed once per repository.
-    pub fn keys_in_common_repos(
+    pub(super) fn keys_in_common_repos(
         &self,
         target: i64,
         viewer: Option<i64>,
@@ -707,7 +591,7 @@ impl Db<'_> {
     }
 
     /// Whether `target` and `viewer` maintain at least one repository together.
-    pub fn share_maintained_repo(&self, target: i64, viewer: i64) -> Result<bool> {
+    pub(super) fn share_maintained_repo(&self, target: i64, viewer: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(

@@ -2,14 +2,15 @@
 
 use rusqlite::OptionalExtension;
 
-use super::{Db, DeployKey, StoreError};
+use super::SqliteDb;
+use crate::store::{DeployKey, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-impl Db<'_> {
+impl SqliteDb<'_> {
     /// The key with this SHA256 fingerprint, if it is attached to at least one repository: one
     /// lookup on the fingerprint's unique index and one probe of `key_links_key`.
-    pub fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
+    pub(super) fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -22,7 +23,7 @@ impl Db<'_> {
     }
 
     /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
-    pub fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
+    pub(super) fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(

@@ -2,7 +2,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Db, Namespace, StoreError, User, now_ms};
+use super::SqliteDb;
+use crate::store::{Namespace, StoreError, User, now_ms};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -16,12 +17,12 @@ const GROUP_LINKS: &str = "FROM key_links l JOIN repositories r ON r.id = l.repo
      AND (?2 IS NULL OR EXISTS (SELECT 1 FROM memberships m WHERE m.repo_id = r.id \
           AND m.user_id = ?2 AND m.role = 'maintainer'))";
 
-impl Db<'_> {
+impl SqliteDb<'_> {
     // ---- signatures already used ----
 
     /// Records a signature as used until `expires_at`; false if it was used before. Forgets
     /// signatures that have expired, which can no longer verify anyway.
-    pub fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool> {
+    pub(super) fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool> {
         self.conn
             .prepare_cached("DELETE FROM used_signatures WHERE expires_at < ?1")?
             .execute([now_ms()])?;
@@ -35,37 +36,9 @@ impl Db<'_> {
             == 1)
     }
 
-    /// Runs `f` inside a SAVEPOINT: when it fails, what it wrote is undone and what the enclosing
-    /// transaction wrote before it (a claimed signature) is kept for the commit.
-    pub fn savepoint<T, E>(
-        &self,
-        f: impl FnOnce(&Db) -> std::result::Result<T, E>,
-    ) -> std::result::Result<T, E>
-    where
-        E: From<StoreError>,
-    {
-        self.conn
-            .execute_batch("SAVEPOINT change")
-            .map_err(StoreError::from)?;
-        match f(self) {
-            Ok(out) => {
-                self.conn
-                    .execute_batch("RELEASE change")
-                    .map_err(StoreError::from)?;
-                Ok(out)
-            }
-            Err(err) => {
-                self.conn
-                    .execute_batch("ROLLBACK TO change; RELEASE change")
-                    .map_err(StoreError::from)?;
-                Err(err)
-            }
-        }
-    }
-
     // ---- access keys ----
 
-    pub fn insert_access_key(
+    pub(super) fn insert_access_key(
         &self,
         user_id: i64,
         access_key: &str,
@@ -81,7 +54,7 @@ impl Db<'_> {
     }
 
     /// The user an access key belongs to, and its secret.
-    pub fn access_key_owner(&self, access_key: &str) -> Result<Option<(User, String)>> {
+    pub(super) fn access_key_owner(&self, access_key: &str) -> Result<Option<(User, String)>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -103,7 +76,7 @@ impl Db<'_> {
     }
 
     /// A user's access keys (never the secrets), oldest first.
-    pub fn access_keys_of(&self, user_id: i64) -> Result<Vec<String>> {
+    pub(super) fn access_keys_of(&self, user_id: i64) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT access_key FROM access_keys WHERE user_id = ?1 ORDER BY id")?;
@@ -111,7 +84,7 @@ impl Db<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn delete_access_key(&self, access_key: &str) -> Result<bool> {
+    pub(super) fn delete_access_key(&self, access_key: &str) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("DELETE FROM access_keys WHERE access_key = ?1")?
@@ -122,7 +95,7 @@ impl Db<'_> {
     // ---- submodules ----
 
     /// Declares `child` a submodule of `parent`; declaring it twice changes nothing.
-    pub fn insert_submodule(&self, parent_id: i64, child_id: i64) -> Result<()> {
+    pub(super) fn insert_submodule(&self, parent_id: i64, child_id: i64) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO submodules (parent_id, child_id, created_at) VALUES (?1, ?2, ?3) \
@@ -132,7 +105,7 @@ impl Db<'_> {
         Ok(())
     }
 
-    pub fn delete_submodule(&self, parent_id: i64, child_id: i64) -> Result<bool> {
+    pub(super) fn delete_submodule(&self, parent_id: i64, child_id: i64) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("DELETE FROM submodules WHERE parent_id = ?1 AND child_id = ?2")?
@@ -141,7 +114,7 @@ impl Db<'_> {
     }
 
     /// The ids of a repository's submodules, in id order.
-    pub fn submodule_ids(&self, parent_id: i64) -> Result<Vec<i64>> {
+    pub(super) fn submodule_ids(&self, parent_id: i64) -> Result<Vec<i64>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT child_id FROM submodules WHERE parent_id = ?1 ORDER BY child_id",
         )?;
@@ -151,7 +124,12 @@ impl Db<'_> {
 
     // ---- link labels ----
 
-    pub fn set_link_application(&self, repo_id: i64, key_id: i64, application: &str) -> Result<()> {
+    pub(super) fn set_link_application(
+        &self,
+        repo_id: i64,
+        key_id: i64,
+        application: &str,
+    ) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO key_link_applications (repo_id, key_id, application) VALUES (?1, ?2, ?3) \
@@ -161,7 +139,7 @@ impl Db<'_> {
         Ok(())
     }
 
-    pub fn link_application(&self, repo_id: i64, key_id: i64) -> Result<Option<String>> {
+    pub(super) fn link_application(&self, repo_id: i64, key_id: i64) -> Result<Option<String>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -174,7 +152,7 @@ impl Db<'_> {
     // ---- namespaces ----
 
     /// Every namespace, by path.
-    pub fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+    pub(super) fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, parent_id, name, full_path, uuid, created_at FROM namespaces ORDER BY full_path",
         )?;
@@ -193,7 +171,7 @@ impl Db<'_> {
 
     /// Whether the user holds any role, and whether the maintainer role, on a repository in the
     /// namespace or below it.
-    pub fn namespace_roles(&self, namespace_id: i64, user_id: i64) -> Result<(bool, bool)> {
+    pub(super) fn namespace_roles(&self, namespace_id: i64, user_id: i64) -> Result<(bool, bool)> {
         Ok(self
             .conn
             .prepare_cached(&format!(
@@ -206,7 +184,7 @@ impl Db<'_> {
 
     /// One page of the distinct keys on repositories in the namespace or below it that `viewer`
     /// maintains (`None`: all of them), by key id, and how many there are in all.
-    pub fn namespace_key_ids(
+    pub(super) fn namespace_key_ids(
         &self,
         namespace_id: i64,
         viewer: Option<i64>,
@@ -230,7 +208,7 @@ impl Db<'_> {
 
     /// Whether the key is attached to a repository in the namespace or below it that `viewer`
     /// maintains (`None`: any repository).
-    pub fn namespace_has_key(
+    pub(super) fn namespace_has_key(
         &self,
         namespace_id: i64,
         viewer: Option<i64>,

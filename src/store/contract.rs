@@ -1,0 +1,161 @@
+//! The storage contract: every query the core may run, one method each, implemented once per backend.
+
+use super::{
+    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, StoreError, Token,
+    User,
+};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A connection inside a transaction opened by `Store::read` or `Store::write`. The core sees
+/// only this, so its rules run unchanged on every backend; each backend keeps its SQL to itself.
+pub trait Queries {
+    // ---- savepoints (see `Db::savepoint`) ----
+    fn savepoint_begin(&self) -> Result<()>;
+    fn savepoint_release(&self) -> Result<()>;
+    fn savepoint_rollback(&self) -> Result<()>;
+
+    // ---- users and tokens ----
+    fn insert_user(&self, username: &str, admin: bool) -> Result<i64>;
+    fn user_by_name(&self, username: &str) -> Result<Option<User>>;
+    fn user_by_id(&self, id: i64) -> Result<Option<User>>;
+    /// One page of users by id, optionally only the one with this username (any case, as GitLab).
+    fn users_page(&self, username: Option<&str>, offset: u64, limit: u32) -> Result<Vec<User>>;
+    fn count_users(&self, username: Option<&str>) -> Result<u64>;
+    fn list_users(&self) -> Result<Vec<User>>;
+    fn delete_user(&self, id: i64) -> Result<bool>;
+    fn insert_token(
+        &self,
+        user_id: i64,
+        hash: &[u8],
+        scope: Scope,
+        expires_at: Option<i64>,
+    ) -> Result<i64>;
+    /// The token with this hash and its user.
+    fn token_by_hash(&self, hash: &[u8]) -> Result<Option<(Token, User)>>;
+    fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>>;
+    fn delete_token(&self, id: i64) -> Result<bool>;
+
+    // ---- namespaces and repositories ----
+    fn namespace_by_path(&self, full_path: &str) -> Result<Option<Namespace>>;
+    fn namespace_by_id(&self, id: i64) -> Result<Option<Namespace>>;
+    fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>>;
+    fn insert_namespace(
+        &self,
+        parent_id: Option<i64>,
+        name: &str,
+        full_path: &str,
+        uuid: &str,
+    ) -> Result<i64>;
+    fn insert_repo(
+        &self,
+        id: Option<i64>,
+        namespace_id: i64,
+        name: &str,
+        full_path: &str,
+    ) -> Result<i64>;
+    fn repo_by_id(&self, id: i64) -> Result<Option<Repository>>;
+    fn repo_by_path(&self, full_path: &str) -> Result<Option<Repository>>;
+    fn list_repos(&self) -> Result<Vec<Repository>>;
+    /// Deletes the repository; its links go with it, and keys left private and unlinked go too.
+    fn delete_repo(&self, id: i64) -> Result<bool>;
+    fn set_role(&self, repo_id: i64, user_id: i64, role: Role) -> Result<()>;
+    fn delete_role(&self, repo_id: i64, user_id: i64) -> Result<bool>;
+    fn role_of(&self, repo_id: i64, user_id: i64) -> Result<Option<Role>>;
+
+    // ---- keys and links ----
+    fn key_by_id(&self, id: i64) -> Result<Option<DeployKey>>;
+    fn key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>>;
+    fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>>;
+    fn insert_key(&self, new: &NewKey) -> Result<i64>;
+    fn update_key_title(&self, key_id: i64, title: &str) -> Result<()>;
+    /// Removes a private key that no repository uses any more; public keys stay.
+    fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool>;
+    fn insert_link(
+        &self,
+        repo_id: i64,
+        key_id: i64,
+        can_push: bool,
+        added_by: Option<i64>,
+    ) -> Result<()>;
+    /// Sets a link's push permission; `updated_at` moves only when the value really changes, as
+    /// ActiveRecord leaves an unchanged row (and its timestamp) alone.
+    fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()>;
+    fn delete_link(&self, repo_id: i64, key_id: i64) -> Result<bool>;
+    fn link_count(&self, key_id: i64) -> Result<i64>;
+    fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>>;
+    /// One page of a repository's keys in the order they were attached.
+    fn linked_keys(&self, repo_id: i64, offset: u64, limit: u32) -> Result<Vec<LinkedKey>>;
+    fn count_linked_keys(&self, repo_id: i64) -> Result<u64>;
+    /// Every repository a key is attached to, with its push permission there.
+    fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>>;
+    /// One page of all keys (optionally only instance-wide ones), newest id last.
+    fn list_keys(&self, public_only: bool, offset: u64, limit: u32) -> Result<Vec<DeployKey>>;
+    fn count_keys(&self, public_only: bool) -> Result<u64>;
+    /// Whether a user may reuse a key: their own, an instance key, or one on a repository they maintain.
+    fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool>;
+    /// Keys on repositories that `target` maintains and `viewer` maintains too (`None`: an admin, who sees all).
+    /// Like GitLab, a key attached to several such repositories is listed once per repository.
+    fn keys_in_common_repos(
+        &self,
+        target: i64,
+        viewer: Option<i64>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<DeployKey>, u64)>;
+    /// Whether `target` and `viewer` maintain at least one repository together.
+    fn share_maintained_repo(&self, target: i64, viewer: i64) -> Result<bool>;
+
+    // ---- signatures already used ----
+    /// Records a signature as used until `expires_at`; false if it was used before. Forgets
+    /// signatures that have expired, which can no longer verify anyway.
+    fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool>;
+
+    // ---- access keys ----
+    fn insert_access_key(&self, user_id: i64, access_key: &str, secret_key: &str) -> Result<i64>;
+    /// The user an access key belongs to, and its secret.
+    fn access_key_owner(&self, access_key: &str) -> Result<Option<(User, String)>>;
+    /// A user's access keys (never the secrets), oldest first.
+    fn access_keys_of(&self, user_id: i64) -> Result<Vec<String>>;
+    fn delete_access_key(&self, access_key: &str) -> Result<bool>;
+
+    // ---- submodules ----
+    /// Declares `child` a submodule of `parent`; declaring it twice changes nothing.
+    fn insert_submodule(&self, parent_id: i64, child_id: i64) -> Result<()>;
+    fn delete_submodule(&self, parent_id: i64, child_id: i64) -> Result<bool>;
+    /// The ids of a repository's submodules, in id order.
+    fn submodule_ids(&self, parent_id: i64) -> Result<Vec<i64>>;
+
+    // ---- link labels ----
+    fn set_link_application(&self, repo_id: i64, key_id: i64, application: &str) -> Result<()>;
+    fn link_application(&self, repo_id: i64, key_id: i64) -> Result<Option<String>>;
+
+    // ---- namespaces ----
+    /// Every namespace, by path.
+    fn list_namespaces(&self) -> Result<Vec<Namespace>>;
+    /// Whether the user holds any role, and whether the maintainer role, on a repository in the
+    /// namespace or below it.
+    fn namespace_roles(&self, namespace_id: i64, user_id: i64) -> Result<(bool, bool)>;
+    /// One page of the distinct keys on repositories in the namespace or below it that `viewer`
+    /// maintains (`None`: all of them), by key id, and how many there are in all.
+    fn namespace_key_ids(
+        &self,
+        namespace_id: i64,
+        viewer: Option<i64>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<i64>, u64)>;
+    /// Whether the key is attached to a repository in the namespace or below it that `viewer`
+    /// maintains (`None`: any repository).
+    fn namespace_has_key(
+        &self,
+        namespace_id: i64,
+        viewer: Option<i64>,
+        key_id: i64,
+    ) -> Result<bool>;
+    /// The key with this SHA256 fingerprint, if it is attached to at least one repository: one
+    /// lookup on the fingerprint's unique index and one probe of `key_links_key`.
+    fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>>;
+    /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
+    fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool>;
+}

@@ -1,0 +1,131 @@
+//! The records keygate stores, the same on every backend.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Read and write.
+    Api,
+    /// GET only.
+    ReadApi,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Api => "api",
+            Scope::ReadApi => "read_api",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: i64,
+    pub user_id: i64,
+    pub scope: Scope,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Maintainer,
+    Reporter,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Maintainer => "maintainer",
+            Role::Reporter => "reporter",
+        }
+    }
+
+    pub(crate) fn from_str(s: &str) -> Role {
+        if s == "maintainer" {
+            Role::Maintainer
+        } else {
+            Role::Reporter
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub full_path: String,
+    /// 32 lower-case hex digits: how CodeArts addresses a top-level namespace (its "project").
+    pub uuid: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub id: i64,
+    pub name: String,
+    pub full_path: String,
+    pub created_at: i64,
+    pub namespace: Namespace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployKey {
+    pub id: i64,
+    pub fingerprint_sha256: String,
+    pub fingerprint_md5: String,
+    pub key_text: String,
+    pub kind: String,
+    pub bits: u32,
+    pub title: String,
+    /// An instance-wide key, created by an admin with no repository.
+    pub public: bool,
+    pub owner_id: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A key as attached to one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedKey {
+    pub key: DeployKey,
+    pub repo_id: i64,
+    pub can_push: bool,
+    pub added_by: Option<String>,
+    pub linked_at: i64,
+    /// When the link last changed: its creation, or a change of `can_push`.
+    pub updated_at: i64,
+}
+
+/// One repository a key is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLink {
+    pub id: i64,
+    pub repo: Repository,
+    pub can_push: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Everything needed to insert a key row; the caller has parsed and checked it.
+#[derive(Debug, Clone)]
+pub struct NewKey<'a> {
+    pub fingerprint_sha256: &'a str,
+    pub fingerprint_md5: &'a str,
+    pub key_text: &'a str,
+    pub kind: &'a str,
+    pub bits: u32,
+    pub title: &'a str,
+    pub public: bool,
+    pub owner_id: Option<i64>,
+    pub expires_at: Option<i64>,
+}
