@@ -10,6 +10,7 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Settings {
+    /// A SQLite file, or a `postgres://` URL (which may hold a password: log it redacted).
     pub db: PathBuf,
     /// `host:port`; port 0 asks the OS for a free port (tests).
     pub listen: String,
@@ -45,8 +46,14 @@ impl Settings {
         }
     }
 
+    /// The internal secret's file: as configured, else beside a SQLite database, else (a
+    /// PostgreSQL URL has no "beside") `internal.secret` in the working directory. Every gateway
+    /// of one instance must hold the same secret; see docs/scale-out.md.
     pub fn internal_secret_path(&self) -> PathBuf {
         self.internal_secret_file.clone().unwrap_or_else(|| {
+            if self.db.to_str().is_some_and(crate::store::is_postgres_url) {
+                return PathBuf::from("internal.secret");
+            }
             self.db
                 .parent()
                 .unwrap_or_else(|| std::path::Path::new("."))
@@ -59,7 +66,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Nothing secret lives here today; listing fields by hand keeps it that way on purpose.
         f.debug_struct("Settings")
-            .field("db", &self.db)
+            .field("db", &crate::store::redact(&self.db.to_string_lossy()))
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("policy", &self.policy)

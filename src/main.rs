@@ -16,8 +16,16 @@ use keygate::store::Store;
     about = "A multi-dialect deploy-key gateway"
 )]
 struct Cli {
-    /// SQLite database file.
-    #[arg(long, global = true, env = "KEYGATE_DB", default_value = "keygate.db")]
+    /// SQLite database file, or a postgres:// (postgresql://) URL; a URL's password may also come
+    /// from PGPASSWORD or ~/.pgpass.
+    // hide_env_values: a URL in KEYGATE_DB may hold a password, and --help would print it.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYGATE_DB",
+        hide_env_values = true,
+        default_value = "keygate.db"
+    )]
     db: PathBuf,
     #[command(subcommand)]
     command: Command,

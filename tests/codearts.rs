@@ -1420,6 +1420,9 @@ fn a_refused_signed_request_cannot_succeed_when_replayed_later() {
 /// same bytes, once the database is free, is served.
 #[test]
 fn a_signed_change_answered_busy_can_be_retried_with_the_same_bytes() {
+    if common::sqlite_only("another process holding the write lock") {
+        return;
+    }
     let w = world();
     let body = serde_json::to_vec(&add_body("busy", &fresh_key("busy"), false)).unwrap();
     let add = v2_keys(w.seed.widgets);

@@ -29,6 +29,8 @@ impl Server {
             .arg(db)
             .args(extra)
             .env("RUST_LOG", "warn")
+            // On PostgreSQL the internal secret goes to the working directory: keep it out of the tree.
+            .current_dir(std::env::temp_dir())
             .stderr(Stdio::piped())
             .spawn()
             .expect("keygate starts");

@@ -25,10 +25,82 @@ fn test_settings(db: PathBuf) -> Settings {
     }
 }
 
+/// Which store the suites run on: `KEYGATE_TEST_BACKEND=postgres` (with `KEYGATE_TEST_POSTGRES_URL`,
+/// a database the tests may create schemas in) or SQLite, the default.
+pub fn on_postgres() -> bool {
+    std::env::var("KEYGATE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// True (and says so) when a test checks something only SQLite has: a PRAGMA, the file's mode,
+/// another process holding the write lock. The caller returns early.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("skipped on PostgreSQL: {what} is SQLite's");
+    }
+    on_postgres()
+}
+
+/// The PostgreSQL server the tests use, from `KEYGATE_TEST_POSTGRES_URL`.
+pub fn postgres_url() -> String {
+    std::env::var("KEYGATE_TEST_POSTGRES_URL").expect(
+        "KEYGATE_TEST_BACKEND=postgres needs KEYGATE_TEST_POSTGRES_URL (scripts/test.sh sets both)",
+    )
+}
+
+/// A fresh, empty PostgreSQL schema of its own, dropped when this is dropped.
+pub struct PgSchema {
+    pub name: String,
+    /// `KEYGATE_TEST_POSTGRES_URL` with `search_path` set to the schema: what `--db` gets.
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn create() -> PgSchema {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let base = postgres_url();
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).expect("random");
+        let name = format!(
+            "kg_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst),
+            hex::encode(random)
+        );
+        let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("PostgreSQL up");
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .expect("create schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        PgSchema { name, url }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&postgres_url(), postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+/// A database for one test in `dir`: a SQLite file there, or a fresh PostgreSQL schema.
+pub fn fresh_db(dir: &Path) -> (PathBuf, Option<PgSchema>) {
+    if on_postgres() {
+        let schema = PgSchema::create();
+        (PathBuf::from(&schema.url), Some(schema))
+    } else {
+        (dir.join("keygate.db"), None)
+    }
+}
+
 pub struct Gateway {
     pub url: String,
+    /// What `--db` gets: the SQLite file, or the PostgreSQL URL of this test's schema.
     pub db: PathBuf,
     dir: tempfile::TempDir,
+    schema: Option<PgSchema>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -41,13 +113,24 @@ impl Gateway {
     /// Starts a server whose settings `tweak` may change (public URL, key policy).
     pub fn start_with(tweak: impl FnOnce(&mut Settings)) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("keygate.db");
+        let (db, schema) = fresh_db(dir.path());
         let mut settings = test_settings(db.clone());
+        settings.internal_secret_file = Some(dir.path().join("internal.secret"));
         tweak(&mut settings);
-        Gateway::launch(settings, dir)
+        Gateway::launch(settings, dir, schema)
     }
 
-    fn launch(settings: Settings, dir: tempfile::TempDir) -> Gateway {
+    /// Starts a second server on this one's database (another gateway of the same instance).
+    pub fn start_peer(&self) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(self.secret_path(), dir.path().join("internal.secret"))
+            .expect("the first gateway wrote its internal secret");
+        let mut settings = test_settings(self.db.clone());
+        settings.internal_secret_file = Some(dir.path().join("internal.secret"));
+        Gateway::launch(settings, dir, None)
+    }
+
+    fn launch(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> Gateway {
         let db = settings.db.clone();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -62,6 +145,7 @@ impl Gateway {
             url: format!("http://127.0.0.1:{port}"),
             db,
             dir,
+            schema,
             handle,
             thread: Some(thread),
         }
@@ -71,8 +155,9 @@ impl Gateway {
     pub fn restart(mut self) -> Gateway {
         self.shutdown();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        let settings = test_settings(self.db.clone());
-        Gateway::launch(settings, dir)
+        let mut settings = test_settings(self.db.clone());
+        settings.internal_secret_file = Some(dir.path().join("internal.secret"));
+        Gateway::launch(settings, dir, self.schema.take())
     }
 
     fn shutdown(&mut self) {
@@ -91,9 +176,13 @@ impl Gateway {
         self.shutdown();
     }
 
-    /// The internal secret the gateway wrote beside its database on start.
+    fn secret_path(&self) -> PathBuf {
+        self.dir.path().join("internal.secret")
+    }
+
+    /// The internal secret the gateway wrote on start (beside its SQLite database).
     pub fn internal_secret(&self) -> String {
-        std::fs::read_to_string(self.db.with_file_name("internal.secret"))
+        std::fs::read_to_string(self.secret_path())
             .expect("the gateway wrote its internal secret")
             .trim()
             .to_string()

@@ -1,26 +1,550 @@
-//! The PostgreSQL backend (a placeholder: the next commit fills it in).
+//! The PostgreSQL backend: the pool, migrations, SERIALIZABLE transactions with bounded retries, and error mapping.
 
-use super::{Db, StoreError};
+mod password;
+mod queries;
 
+use std::cell::{Cell, RefCell};
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::{Db, Queries, StoreError, redact};
+use super::{
+    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token, User,
+};
+
+/// Versioned per backend: PostgreSQL's version 1 holds what SQLite reached in its version 4.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// Connections per gateway. Several gateways share one server, whose `max_connections` (100 by
+/// default) must cover them all; see docs/scale-out.md.
+const POOL_SIZE: u32 = 8;
+/// How long a request waits for a free connection (or for the server) before it is answered busy.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may wait for a row lock another gateway holds.
+const LOCK_TIMEOUT_MS: u32 = 5000;
+/// Runs of a write transaction that lost a serialization race, before the client is told 503.
+const RETRIES: u32 = 12;
+/// Any number, the same in every keygate: serializes migrations when several gateways start at once.
+const MIGRATION_LOCK: i64 = 0x006b_6579_6761_7465;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+impl From<postgres::Error> for StoreError {
+    fn from(err: postgres::Error) -> Self {
+        // The one place where PostgreSQL's errors become ours: its message text stays in the log.
+        if let Some(db) = err.as_db_error() {
+            let code = db.code();
+            if *code == SqlState::UNIQUE_VIOLATION {
+                return StoreError::Unique(unique_name(db.constraint().unwrap_or("")).to_string());
+            }
+            if *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::LOCK_NOT_AVAILABLE
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+            {
+                return StoreError::Busy;
+            }
+        }
+        StoreError::Postgres(err)
+    }
+}
+
+/// A unique constraint's name as SQLite spells the columns it guards, so the core's one map of
+/// conflicts (`core::error`) serves both backends. The names are fixed in the migrations.
+fn unique_name(constraint: &str) -> &str {
+    match constraint {
+        "users_username_nocase" => "users.username",
+        "deploy_keys_sha256_unique" => "deploy_keys.fingerprint_sha256",
+        "key_links_repo_key_unique" => "key_links.repo_id, key_links.key_id",
+        "repositories_full_path_nocase" => "repositories.full_path",
+        "repositories_pkey" => "repositories.id",
+        "namespaces_full_path_nocase" => "namespaces.full_path",
+        "namespaces_uuid_unique" => "namespaces.uuid",
+        "tokens_hash_unique" => "tokens.hash",
+        "access_keys_access_key_unique" => "access_keys.access_key",
+        "used_signatures_pkey" => "used_signatures.signature",
+        "memberships_pkey" => "memberships.repo_id, memberships.user_id",
+        "submodules_pkey" => "submodules.parent_id, submodules.child_id",
+        other => other,
+    }
+}
+
+/// Settings every pooled connection gets before its first use.
+#[derive(Debug)]
+struct Session;
+
+impl r2d2::CustomizeConnection<Client, postgres::Error> for Session {
+    fn on_acquire(&self, conn: &mut Client) -> std::result::Result<(), postgres::Error> {
+        // synchronous_commit=on: a commit is acknowledged only once its WAL is flushed, so an
+        // acknowledged revocation survives a crash of PostgreSQL (an operator's server default
+        // of "off" would break that promise; "remote_apply" etc. are stronger and fine, but a
+        // session setting overrides them, so leave a stronger server default alone).
+        conn.batch_execute(&format!(
+            "DO $$ BEGIN IF current_setting('synchronous_commit') IN ('off', 'local') THEN \
+               SET synchronous_commit = on; END IF; END $$; \
+             SET lock_timeout = {LOCK_TIMEOUT_MS}; SET client_min_messages = warning;"
+        ))
+    }
+}
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
-pub struct PgStore {}
+pub struct PgStore {
+    pool: std::sync::Arc<PoolOffRuntime>,
+}
+
+/// The sync driver runs each call on a runtime of its own, which tokio refuses to start on a
+/// thread already inside a runtime (actix's workers). Requests reach the store on the blocking
+/// pool, where that is allowed; opening and the final close happen on a thread of their own.
+struct PoolOffRuntime(Option<Pool>);
+
+impl std::ops::Deref for PoolOffRuntime {
+    type Target = Pool;
+    fn deref(&self) -> &Pool {
+        self.0.as_ref().expect("the pool lives until drop")
+    }
+}
+
+impl Drop for PoolOffRuntime {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            // Closing a connection blocks on the driver's runtime: never on an actix worker.
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
 
 impl PgStore {
-    pub fn open(_url: &str) -> Result<PgStore, StoreError> {
-        Err(StoreError::Unsupported("PostgreSQL"))
+    /// Connects to the database `url` names and brings its schema up to date. The password
+    /// comes from the URL, else `PGPASSWORD`, else `~/.pgpass` (or `PGPASSFILE`), as with libpq.
+    pub fn open(url: &str) -> Result<PgStore> {
+        // `Application::build` runs inside actix's runtime; see `PoolOffRuntime`.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| Self::open_here(url))
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Address("opening the store panicked".into())))
+        })
     }
 
-    pub fn read<T, E>(&self, _f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
+    fn open_here(url: &str) -> Result<PgStore> {
+        let mut config = postgres::Config::from_str(url)
+            .map_err(|_| StoreError::Address(format!("not a PostgreSQL URL: {}", redact(url))))?;
+        password::fill(&mut config);
+        log::info!("store: PostgreSQL at {}", redact(url));
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            // Open lazily: N gateways idle on few server connections.
+            .min_idle(Some(1))
+            .connection_timeout(CONNECTION_TIMEOUT)
+            .connection_customizer(Box::new(Session))
+            .build(manager)
+            .map_err(StoreError::Pool)?;
+        let store = PgStore {
+            pool: std::sync::Arc::new(PoolOffRuntime(Some(pool))),
+        };
+        {
+            let mut conn = store.pool.get().map_err(StoreError::Pool)?;
+            migrate(&mut conn)?;
+        }
+        Ok(store)
+    }
+
+    /// Runs `f` in a REPEATABLE READ, READ ONLY transaction: one snapshot, and no serialization
+    /// failure can hit it.
+    pub fn read<T, E>(
+        &self,
+        mut f: impl FnMut(&Db) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
     {
-        Err(StoreError::Unsupported("PostgreSQL").into())
+        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        let tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(StoreError::from)?;
+        let db = PgDb::new(tx);
+        let out = f(&db)?;
+        db.tx.into_inner().commit().map_err(StoreError::from)?;
+        Ok(out)
     }
 
-    pub fn write<T, E>(&self, _f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
+    /// Runs `f` in a SERIALIZABLE transaction, again from the start when PostgreSQL reports
+    /// that a concurrent transaction (maybe on another gateway) made it unserializable: the
+    /// check-then-insert sequences of the core (join an existing key, one repository per GitHub
+    /// key, the replay cache, submodule sync) then behave as under SQLite's single writer.
+    pub fn write<T, E>(
+        &self,
+        mut f: impl FnMut(&Db) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
     {
-        Err(StoreError::Unsupported("PostgreSQL").into())
+        for attempt in 0..=RETRIES {
+            if attempt > 0 {
+                backoff(attempt);
+            }
+            let mut conn = self.pool.get().map_err(StoreError::from)?;
+            let tx = conn
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()
+                .map_err(StoreError::from)?;
+            let db = PgDb::new(tx);
+            let out = f(&db);
+            // A statement that lost the race dooms the whole run, whatever `f` made of the error.
+            if db.lost_race.get() {
+                continue;
+            }
+            let value = out?;
+            match db.tx.into_inner().commit() {
+                Ok(()) => return Ok(value),
+                Err(err) => match StoreError::from(err) {
+                    StoreError::Busy => continue,
+                    other => return Err(other.into()),
+                },
+            }
+        }
+        log::warn!("a write transaction lost {RETRIES} serialization races in a row");
+        Err(StoreError::Busy.into())
+    }
+}
+
+/// Sleeps a random time that grows with the attempt, so racing gateways fall out of step.
+fn backoff(attempt: u32) {
+    let ceiling_us = 500u64 << attempt.min(7);
+    let mut bytes = [0u8; 8];
+    let jitter = match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes) % ceiling_us,
+        Err(_) => ceiling_us / 2,
+    };
+    std::thread::sleep(Duration::from_micros(ceiling_us / 2 + jitter));
+}
+
+fn migrate(conn: &mut Client) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let mut tx = conn.transaction()?;
+    // Transaction-scoped: released by the commit, or by the rollback when this fails.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS keygate_schema (version BIGINT NOT NULL)")?;
+    let found: i64 = match tx.query_opt("SELECT version FROM keygate_schema", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO keygate_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "UPDATE keygate_schema SET version = $1",
+            &[&(index as i64 + 1)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// A connection inside a transaction opened by `PgStore::read` or `PgStore::write`.
+pub struct PgDb<'a> {
+    // The driver wants `&mut` for every statement; the contract hands out `&`.
+    tx: RefCell<Transaction<'a>>,
+    /// Set when a statement failed with a serialization failure or deadlock: the run is retried.
+    lost_race: Cell<bool>,
+}
+
+impl<'a> PgDb<'a> {
+    fn new(tx: Transaction<'a>) -> PgDb<'a> {
+        PgDb {
+            tx: RefCell::new(tx),
+            lost_race: Cell::new(false),
+        }
+    }
+
+    fn fail(&self, err: postgres::Error) -> StoreError {
+        let err = StoreError::from(err);
+        if matches!(err, StoreError::Busy) {
+            self.lost_race.set(true);
+        }
+        err
+    }
+
+    fn rows(&self, sql: &str, params: Params) -> Result<Vec<Row>> {
+        self.tx
+            .borrow_mut()
+            .query(sql, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn opt(&self, sql: &str, params: Params) -> Result<Option<Row>> {
+        self.tx
+            .borrow_mut()
+            .query_opt(sql, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn one(&self, sql: &str, params: Params) -> Result<Row> {
+        self.tx
+            .borrow_mut()
+            .query_one(sql, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn exec(&self, sql: &str, params: Params) -> Result<u64> {
+        self.tx
+            .borrow_mut()
+            .execute(sql, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn batch(&self, sql: &str) -> Result<()> {
+        self.tx
+            .borrow_mut()
+            .batch_execute(sql)
+            .map_err(|e| self.fail(e))
+    }
+}
+
+// Each statement lives once, as an inherent method in queries.rs; the contract forwards to it.
+impl Queries for PgDb<'_> {
+    fn savepoint_begin(&self) -> Result<()> {
+        self.batch("SAVEPOINT change")
+    }
+    fn savepoint_release(&self) -> Result<()> {
+        self.batch("RELEASE SAVEPOINT change")
+    }
+    fn savepoint_rollback(&self) -> Result<()> {
+        self.batch("ROLLBACK TO SAVEPOINT change; RELEASE SAVEPOINT change")
+    }
+    fn insert_user(&self, username: &str, admin: bool) -> Result<i64> {
+        PgDb::insert_user(self, username, admin)
+    }
+    fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        PgDb::user_by_name(self, username)
+    }
+    fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        PgDb::user_by_id(self, id)
+    }
+    fn users_page(&self, username: Option<&str>, offset: u64, limit: u32) -> Result<Vec<User>> {
+        PgDb::users_page(self, username, offset, limit)
+    }
+    fn count_users(&self, username: Option<&str>) -> Result<u64> {
+        PgDb::count_users(self, username)
+    }
+    fn list_users(&self) -> Result<Vec<User>> {
+        PgDb::list_users(self)
+    }
+    fn delete_user(&self, id: i64) -> Result<bool> {
+        PgDb::delete_user(self, id)
+    }
+    fn insert_token(
+        &self,
+        user_id: i64,
+        hash: &[u8],
+        scope: Scope,
+        expires_at: Option<i64>,
+    ) -> Result<i64> {
+        PgDb::insert_token(self, user_id, hash, scope, expires_at)
+    }
+    fn token_by_hash(&self, hash: &[u8]) -> Result<Option<(Token, User)>> {
+        PgDb::token_by_hash(self, hash)
+    }
+    fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>> {
+        PgDb::list_tokens(self, user_id)
+    }
+    fn delete_token(&self, id: i64) -> Result<bool> {
+        PgDb::delete_token(self, id)
+    }
+    fn namespace_by_path(&self, full_path: &str) -> Result<Option<Namespace>> {
+        PgDb::namespace_by_path(self, full_path)
+    }
+    fn namespace_by_id(&self, id: i64) -> Result<Option<Namespace>> {
+        PgDb::namespace_by_id(self, id)
+    }
+    fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
+        PgDb::namespace_by_uuid(self, uuid)
+    }
+    fn insert_namespace(
+        &self,
+        parent_id: Option<i64>,
+        name: &str,
+        full_path: &str,
+        uuid: &str,
+    ) -> Result<i64> {
+        PgDb::insert_namespace(self, parent_id, name, full_path, uuid)
+    }
+    fn insert_repo(
+        &self,
+        id: Option<i64>,
+        namespace_id: i64,
+        name: &str,
+        full_path: &str,
+    ) -> Result<i64> {
+        PgDb::insert_repo(self, id, namespace_id, name, full_path)
+    }
+    fn repo_by_id(&self, id: i64) -> Result<Option<Repository>> {
+        PgDb::repo_by_id(self, id)
+    }
+    fn repo_by_path(&self, full_path: &str) -> Result<Option<Repository>> {
+        PgDb::repo_by_path(self, full_path)
+    }
+    fn list_repos(&self) -> Result<Vec<Repository>> {
+        PgDb::list_repos(self)
+    }
+    fn delete_repo(&self, id: i64) -> Result<bool> {
+        PgDb::delete_repo(self, id)
+    }
+    fn set_role(&self, repo_id: i64, user_id: i64, role: Role) -> Result<()> {
+        PgDb::set_role(self, repo_id, user_id, role)
+    }
+    fn delete_role(&self, repo_id: i64, user_id: i64) -> Result<bool> {
+        PgDb::delete_role(self, repo_id, user_id)
+    }
+    fn role_of(&self, repo_id: i64, user_id: i64) -> Result<Option<Role>> {
+        PgDb::role_of(self, repo_id, user_id)
+    }
+    fn key_by_id(&self, id: i64) -> Result<Option<DeployKey>> {
+        PgDb::key_by_id(self, id)
+    }
+    fn key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
+        PgDb::key_by_sha256(self, fingerprint)
+    }
+    fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
+        PgDb::key_by_md5(self, fingerprint)
+    }
+    fn insert_key(&self, new: &NewKey) -> Result<i64> {
+        PgDb::insert_key(self, new)
+    }
+    fn update_key_title(&self, key_id: i64, title: &str) -> Result<()> {
+        PgDb::update_key_title(self, key_id, title)
+    }
+    fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool> {
+        PgDb::delete_key_if_orphaned(self, key_id)
+    }
+    fn insert_link(
+        &self,
+        repo_id: i64,
+        key_id: i64,
+        can_push: bool,
+        added_by: Option<i64>,
+    ) -> Result<()> {
+        PgDb::insert_link(self, repo_id, key_id, can_push, added_by)
+    }
+    fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
+        PgDb::set_can_push(self, repo_id, key_id, can_push)
+    }
+    fn delete_link(&self, repo_id: i64, key_id: i64) -> Result<bool> {
+        PgDb::delete_link(self, repo_id, key_id)
+    }
+    fn link_count(&self, key_id: i64) -> Result<i64> {
+        PgDb::link_count(self, key_id)
+    }
+    fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>> {
+        PgDb::linked_key(self, repo_id, key_id)
+    }
+    fn linked_keys(&self, repo_id: i64, offset: u64, limit: u32) -> Result<Vec<LinkedKey>> {
+        PgDb::linked_keys(self, repo_id, offset, limit)
+    }
+    fn count_linked_keys(&self, repo_id: i64) -> Result<u64> {
+        PgDb::count_linked_keys(self, repo_id)
+    }
+    fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
+        PgDb::links_of_key(self, key_id)
+    }
+    fn list_keys(&self, public_only: bool, offset: u64, limit: u32) -> Result<Vec<DeployKey>> {
+        PgDb::list_keys(self, public_only, offset, limit)
+    }
+    fn count_keys(&self, public_only: bool) -> Result<u64> {
+        PgDb::count_keys(self, public_only)
+    }
+    fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool> {
+        PgDb::key_accessible(self, key_id, user_id)
+    }
+    fn keys_in_common_repos(
+        &self,
+        target: i64,
+        viewer: Option<i64>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<DeployKey>, u64)> {
+        PgDb::keys_in_common_repos(self, target, viewer, offset, limit)
+    }
+    fn share_maintained_repo(&self, target: i64, viewer: i64) -> Result<bool> {
+        PgDb::share_maintained_repo(self, target, viewer)
+    }
+    fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool> {
+        PgDb::claim_signature(self, signature, expires_at)
+    }
+    fn insert_access_key(&self, user_id: i64, access_key: &str, secret_key: &str) -> Result<i64> {
+        PgDb::insert_access_key(self, user_id, access_key, secret_key)
+    }
+    fn access_key_owner(&self, access_key: &str) -> Result<Option<(User, String)>> {
+        PgDb::access_key_owner(self, access_key)
+    }
+    fn access_keys_of(&self, user_id: i64) -> Result<Vec<String>> {
+        PgDb::access_keys_of(self, user_id)
+    }
+    fn delete_access_key(&self, access_key: &str) -> Result<bool> {
+        PgDb::delete_access_key(self, access_key)
+    }
+    fn insert_submodule(&self, parent_id: i64, child_id: i64) -> Result<()> {
+        PgDb::insert_submodule(self, parent_id, child_id)
+    }
+    fn delete_submodule(&self, parent_id: i64, child_id: i64) -> Result<bool> {
+        PgDb::delete_submodule(self, parent_id, child_id)
+    }
+    fn submodule_ids(&self, parent_id: i64) -> Result<Vec<i64>> {
+        PgDb::submodule_ids(self, parent_id)
+    }
+    fn set_link_application(&self, repo_id: i64, key_id: i64, application: &str) -> Result<()> {
+        PgDb::set_link_application(self, repo_id, key_id, application)
+    }
+    fn link_application(&self, repo_id: i64, key_id: i64) -> Result<Option<String>> {
+        PgDb::link_application(self, repo_id, key_id)
+    }
+    fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        PgDb::list_namespaces(self)
+    }
+    fn namespace_roles(&self, namespace_id: i64, user_id: i64) -> Result<(bool, bool)> {
+        PgDb::namespace_roles(self, namespace_id, user_id)
+    }
+    fn namespace_key_ids(
+        &self,
+        namespace_id: i64,
+        viewer: Option<i64>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<i64>, u64)> {
+        PgDb::namespace_key_ids(self, namespace_id, viewer, offset, limit)
+    }
+    fn namespace_has_key(
+        &self,
+        namespace_id: i64,
+        viewer: Option<i64>,
+        key_id: i64,
+    ) -> Result<bool> {
+        PgDb::namespace_has_key(self, namespace_id, viewer, key_id)
+    }
+    fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
+        PgDb::linked_key_by_sha256(self, fingerprint)
+    }
+    fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
+        PgDb::touch_key_used(self, key_id, now, fresh_after)
     }
 }
