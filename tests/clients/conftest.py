@@ -10,6 +10,8 @@ Every dialect suite (python-gitlab now; PyGithub and the Huawei CodeArts SDK lat
 
 Configuration: ``KEYGATE_BIN`` (default ``<repo>/target/debug/keygate``); ``RUST_LOG`` is passed through and
 defaults to ``info`` so that per-request log lines are produced and can be checked for leaks.
+``KEYGATE_TEST_BACKEND=postgres`` (with ``KEYGATE_TEST_POSTGRES_URL``) gives every gateway a fresh PostgreSQL
+schema instead of a SQLite file; ``psql`` creates and drops it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 KEYGATE_BIN = Path(os.environ.get("KEYGATE_BIN") or REPO_ROOT / "target/debug/keygate")
 SSH_KEYGEN = "/usr/bin/ssh-keygen" if os.path.exists("/usr/bin/ssh-keygen") else (shutil.which("ssh-keygen") or "ssh-keygen")
 
+PG_URL = os.environ.get("KEYGATE_TEST_POSTGRES_URL", "")
+ON_POSTGRES = os.environ.get("KEYGATE_TEST_BACKEND") == "postgres"
+PSQL = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+_schemas = iter(range(1, 1 << 30))
+
+
+def _psql(sql: str) -> None:
+    subprocess.run([PSQL, "-qX", "-v", "ON_ERROR_STOP=1", PG_URL, "-c", sql], check=True, capture_output=True, timeout=30)
+
+
 CLI_TIMEOUT = 30
 START_TIMEOUT = 20
 STOP_TIMEOUT = 10
@@ -47,6 +59,13 @@ class Gateway:
         self.workdir = Path(workdir)
         self.binary = Path(binary)
         self.db = self.workdir / "keygate.db"
+        self.schema: str | None = None
+        if ON_POSTGRES:
+            assert PG_URL, "KEYGATE_TEST_BACKEND=postgres needs KEYGATE_TEST_POSTGRES_URL (scripts/test.sh sets both)"
+            self.schema = f"kgpy_{os.getpid()}_{next(_schemas)}"
+            _psql(f"CREATE SCHEMA {self.schema}")
+            sep = "&" if "?" in PG_URL else "?"
+            self.db = f"{PG_URL}{sep}options=-csearch_path%3D{self.schema}"
         self.url: str | None = None
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
@@ -166,6 +185,14 @@ class Gateway:
 
     def stop(self) -> int:
         """SIGTERM the server; it must exit with code 0 within 10 s. Idempotent. Joins the log readers."""
+        try:
+            return self._stop()
+        finally:
+            if self.schema is not None and (self.proc is None or self.returncode is not None):
+                _psql(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+                self.schema = None
+
+    def _stop(self) -> int:
         if self.proc is None:
             return 0
         if self.returncode is None:

@@ -50,7 +50,7 @@ def test_readme_recipes_work_as_written(tmp_path):
     try:
         script = "set -euo pipefail\n" + "\n".join(recipe_blocks())
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
-        env["KEYGATE_DB"] = str(tmp_path / "keygate.db")
+        env["KEYGATE_DB"] = str(gw.db)
         result = subprocess.run(
             ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
         )

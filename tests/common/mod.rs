@@ -323,6 +323,11 @@ impl Req {
     }
 
     pub fn send(self) -> Resp {
+        self.try_send().expect("request completes")
+    }
+
+    /// Sends the request; `None` when no answer came (the server is gone, the connection broke).
+    pub fn try_send(self) -> Option<Resp> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .allow_non_standard_methods(true)
@@ -337,7 +342,7 @@ impl Req {
         let request = builder
             .body(self.body.unwrap_or_default())
             .expect("request builds");
-        let mut res = agent.run(request).expect("request completes");
+        let mut res = agent.run(request).ok()?;
         let status = res.status().as_u16();
         let headers = res
             .headers()
@@ -345,11 +350,11 @@ impl Req {
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         let body = res.body_mut().read_to_string().unwrap_or_default();
-        Resp {
+        Some(Resp {
             status,
             headers,
             body,
-        }
+        })
     }
 }
 
