@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust suites, then the real-client suites (python-gitlab, PyGithub, githubkit,
-# ghapi, the huaweicloud SDK, octokit, gitbeaker) against the real binary. Installs what they need: a
-# pinned venv, the locked node_modules, and ssh-keygen when the machine lacks it.
+# ghapi, the huaweicloud SDK, octokit, gitbeaker) against the real binary, each on SQLite and again on
+# PostgreSQL. Installs what they need: a pinned venv, the locked node_modules, ssh-keygen when the
+# machine lacks it, and PostgreSQL 15 (scripts/pg-test-cluster.sh) when it is missing.
+#
+# PostgreSQL: KEYGATE_TEST_POSTGRES_URL when given (the tests create and drop schemas in its
+# database); otherwise a throwaway cluster of our own, on a free loopback port, stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +14,18 @@ if ! command -v ssh-keygen >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null
 fi
 
+if [ -z "${KEYGATE_TEST_POSTGRES_URL:-}" ]; then
+  pg_dir="$(mktemp -d /tmp/keygate-pg.XXXXXX)"
+  trap 'scripts/pg-test-cluster.sh stop "$pg_dir"' EXIT
+  KEYGATE_TEST_POSTGRES_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
+fi
+export KEYGATE_TEST_POSTGRES_URL
+
 cargo build --locked
-cargo test --locked
+# SQLite (the default). The store conformance suite and the two-gateway suite use PostgreSQL here too.
+env -u KEYGATE_TEST_BACKEND cargo test --locked
+# Every Rust HTTP suite again, each test on a fresh PostgreSQL schema.
+KEYGATE_TEST_BACKEND=postgres cargo test --locked --tests
 
 venv="${KEYGATE_TEST_VENV:-.venv-test}"
 if [ ! -x "$venv/bin/python" ]; then
@@ -22,4 +36,5 @@ fi
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   (cd tests/clients/node && npm ci --no-audit --no-fund --silent) || { echo "npm ci failed in tests/clients/node" >&2; exit 1; }
 fi
-KEYGATE_BIN="$PWD/target/debug/keygate" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients
+env -u KEYGATE_TEST_BACKEND KEYGATE_BIN="$PWD/target/debug/keygate" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients
+KEYGATE_TEST_BACKEND=postgres KEYGATE_BIN="$PWD/target/debug/keygate" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients
