@@ -64,6 +64,17 @@ enum DbCmd {
     /// Copy the database, consistently even while serving, to a new file PATH readable by its
     /// owner only (it holds token hashes and CodeArts secret keys).
     Backup { path: PathBuf },
+    /// Copy every row of a SQLite database into an empty PostgreSQL database, keeping ids, so
+    /// an instance moves to PostgreSQL with every id, token and access key intact. Stop the
+    /// gateways first: writes after the copy began would not be in it.
+    Copy {
+        /// The SQLite file to copy from.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL URL to copy into (its schema is created if missing).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// Where the SSH side finds the gateway, the shared secret and the repositories.
@@ -268,6 +279,18 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
             .backup_to(path)
             .map(|_| None)
             .map_err(|e| format!("backup to {}: {e}", path.display()));
+    }
+    if let Command::Db(DbCmd::Copy { from, to }) = &cli.command {
+        if !to.to_str().is_some_and(keygate::store::is_postgres_url) {
+            return Err("db copy --to takes a postgres:// URL".into());
+        }
+        let source = Store::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        let shown = keygate::store::redact(&to.to_string_lossy());
+        let target = Store::open(to).map_err(|e| format!("{shown}: {e}"))?;
+        return source
+            .copy_into(&target)
+            .map(|report| Some(report.to_string()))
+            .map_err(|e| format!("copy to {shown}: {e}"));
     }
     let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
     let core = Core::new(store, KeyPolicy::default());

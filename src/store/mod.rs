@@ -1,6 +1,7 @@
 //! Persistence: one storage contract (`Queries`) over two backends, SQLite (embedded, the default) and PostgreSQL.
 
 mod contract;
+mod copy;
 pub mod postgres;
 mod records;
 pub mod sqlite;
@@ -8,6 +9,7 @@ pub mod sqlite;
 use std::path::Path;
 
 pub use contract::Queries;
+pub use copy::CopyReport;
 pub use records::*;
 
 /// A connection inside a transaction opened by `Store::read` or `Store::write`, whichever backend.
@@ -143,6 +145,17 @@ impl Store {
             Backend::Sqlite(s) => s.backup_to(dest),
             Backend::Postgres(_) => Err(StoreError::Unsupported(
                 "keygate db backup (use pg_dump or pg_basebackup)",
+            )),
+        }
+    }
+
+    /// Copies every row of this SQLite database into `dest`, an empty PostgreSQL database,
+    /// keeping ids (and id counters), so every client's URLs and cached ids stay valid.
+    pub fn copy_into(&self, dest: &Store) -> Result<CopyReport, StoreError> {
+        match (&self.backend, &dest.backend) {
+            (Backend::Sqlite(from), Backend::Postgres(to)) => to.import(&from.export()?),
+            _ => Err(StoreError::Unsupported(
+                "db copy copies a SQLite file into a PostgreSQL database",
             )),
         }
     }

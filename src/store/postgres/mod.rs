@@ -12,6 +12,7 @@ use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
+use super::copy::{CopyReport, Kind, Snapshot, TABLES, Value};
 use super::{Db, Queries, StoreError, redact};
 use super::{
     DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token, User,
@@ -218,6 +219,87 @@ impl PgStore {
         }
         log::warn!("a write transaction lost {RETRIES} serialization races in a row");
         Err(StoreError::Busy.into())
+    }
+}
+
+impl PgStore {
+    /// Writes `snapshot` into this database, which must hold no data yet, in one transaction;
+    /// ids are kept and each id sequence continues after the source's high-water mark.
+    pub(crate) fn import(&self, snapshot: &Snapshot) -> Result<CopyReport> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn.transaction()?;
+        let used: i64 = tx
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM namespaces)                  + (SELECT COUNT(*) FROM deploy_keys) + (SELECT COUNT(*) FROM access_keys)",
+                &[],
+            )?
+            .get(0);
+        if used > 0 {
+            return Err(StoreError::Address(
+                "the target database already holds data: db copy fills an empty one only".into(),
+            ));
+        }
+        let mut report = Vec::new();
+        for (table, rows) in TABLES.iter().zip(&snapshot.rows) {
+            let names: Vec<&str> = table.cols.iter().map(|(name, _)| *name).collect();
+            let slots: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+            let stmt = tx.prepare(&format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table.name,
+                names.join(", "),
+                slots.join(", ")
+            ))?;
+            for row in rows {
+                let params: Vec<Box<dyn ToSql + Sync>> = table
+                    .cols
+                    .iter()
+                    .zip(row)
+                    .map(|((_, kind), value)| to_param(*kind, value))
+                    .collect();
+                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+                tx.execute(&stmt, &refs)?;
+            }
+            if table.has_id_sequence {
+                let copied_max = rows
+                    .iter()
+                    .filter_map(|r| match r[0] {
+                        Value::Int(id) => Some(id),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let counter = snapshot
+                    .high_water
+                    .iter()
+                    .find(|(name, _)| name == table.name)
+                    .map_or(0, |(_, seq)| *seq);
+                let next_after = copied_max.max(counter);
+                if next_after > 0 {
+                    tx.execute(
+                        "SELECT setval(pg_get_serial_sequence($1, 'id'), $2)",
+                        &[&table.name, &next_after],
+                    )?;
+                }
+            }
+            report.push((table.name, rows.len()));
+        }
+        tx.commit()?;
+        Ok(CopyReport { tables: report })
+    }
+}
+
+fn to_param(kind: Kind, value: &Value) -> Box<dyn ToSql + Sync> {
+    match (kind, value) {
+        (Kind::Int, Value::Int(v)) => Box::new(*v),
+        (Kind::Int32, Value::Int(v)) => Box::new(*v as i32),
+        (Kind::Bool, Value::Bool(v)) => Box::new(*v),
+        (Kind::Text, Value::Text(v)) => Box::new(v.clone()),
+        (Kind::Blob, Value::Blob(v)) => Box::new(v.clone()),
+        (Kind::Int, _) => Box::new(None::<i64>),
+        (Kind::Int32, _) => Box::new(None::<i32>),
+        (Kind::Bool, _) => Box::new(None::<bool>),
+        (Kind::Text, _) => Box::new(None::<String>),
+        (Kind::Blob, _) => Box::new(None::<Vec<u8>>),
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
+use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
 use super::{Db, Queries, StoreError};
 use super::{
     DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token, User,
@@ -389,6 +390,55 @@ impl Queries for SqliteDb<'_> {
     }
     fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
         SqliteDb::touch_key_used(self, key_id, now, fresh_after)
+    }
+}
+
+impl SqliteStore {
+    /// Every row, in one read transaction, for `keygate db copy`.
+    pub(crate) fn export(&self) -> Result<Snapshot> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut rows = Vec::new();
+        for table in TABLES {
+            let names: Vec<&str> = table.cols.iter().map(|(name, _)| *name).collect();
+            let mut stmt =
+                tx.prepare(&format!("SELECT {} FROM {}", names.join(", "), table.name))?;
+            let read = stmt.query_map([], |row| {
+                table
+                    .cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, kind))| {
+                        Ok(match kind {
+                            Kind::Int | Kind::Int32 => row
+                                .get::<_, Option<i64>>(i)?
+                                .map_or(Value::Null, Value::Int),
+                            Kind::Bool => row
+                                .get::<_, Option<i64>>(i)?
+                                .map_or(Value::Null, |v| Value::Bool(v != 0)),
+                            Kind::Text => row
+                                .get::<_, Option<String>>(i)?
+                                .map_or(Value::Null, Value::Text),
+                            Kind::Blob => row
+                                .get::<_, Option<Vec<u8>>>(i)?
+                                .map_or(Value::Null, Value::Blob),
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<Value>>>()
+            })?;
+            let table_rows = read.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.push(if table.name == "namespaces" {
+                parents_first(table_rows)
+            } else {
+                table_rows
+            });
+        }
+        // AUTOINCREMENT's counters: a deleted newest id is never handed out again, after a copy too.
+        let mut stmt = tx.prepare("SELECT name, seq FROM sqlite_sequence")?;
+        let high_water = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Snapshot { rows, high_water })
     }
 }
 
