@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the tests: `start DIR` runs initdb in DIR (as the postgres OS
 # user when run as root), starts it on a free loopback port with fsync on, and prints its URL;
-# `stop DIR` stops it immediately and removes DIR. Installs PostgreSQL 15 from Debian where missing.
+# `crash DIR` stops it as a power cut would (`pg_ctl stop -m immediate`: no checkpoint, crash recovery
+# on the next start) and starts it again on the same port; `stop DIR` stops it immediately and
+# removes DIR. Installs PostgreSQL 15 from Debian where missing.
 set -euo pipefail
 
 find_bin() {
@@ -13,6 +15,14 @@ find_bin() {
 
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+run_server() {
+  local bin="$1" dir="$2" port="$3"
+  # fsync and synchronous_commit stay on (the defaults): the durability tests rely on them.
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=400 -c shared_buffers=64MB" \
+    start >&2 || { cat "$dir/server.log" >&2; exit 1; }
 }
 
 case "${1:-}" in
@@ -31,11 +41,15 @@ case "${1:-}" in
     as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    # fsync and synchronous_commit stay on (the defaults): the durability tests rely on them.
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=400 -c shared_buffers=64MB" \
-      start >&2 || { cat "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    run_server "$bin" "$dir" "$port"
     echo "postgres://postgres@127.0.0.1:$port/postgres"
+    ;;
+  crash)
+    dir="$2"
+    bin="$(find_bin)"
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >&2
+    run_server "$bin" "$dir" "$(cat "$dir/port")"
     ;;
   stop)
     dir="$2"
@@ -45,7 +59,7 @@ case "${1:-}" in
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: $0 start DIR | stop DIR" >&2
+    echo "usage: $0 start DIR | crash DIR | stop DIR" >&2
     exit 2
     ;;
 esac

@@ -18,6 +18,8 @@ if [ -z "${KEYGATE_TEST_POSTGRES_URL:-}" ]; then
   pg_dir="$(mktemp -d /tmp/keygate-pg.XXXXXX)"
   trap 'scripts/pg-test-cluster.sh stop "$pg_dir"' EXIT
   KEYGATE_TEST_POSTGRES_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
+  # Ours to crash: tests/pg_crash.rs stops it with `pg_ctl stop -m immediate` and starts it again.
+  export KEYGATE_TEST_PG_DIR="$pg_dir"
 fi
 export KEYGATE_TEST_POSTGRES_URL
 
