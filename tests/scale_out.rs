@@ -328,3 +328,66 @@ fn a_storm_on_both_gateways_then_sigkill_of_one_loses_no_acknowledged_write() {
         gone.len()
     );
 }
+
+#[test]
+fn the_password_of_a_database_url_is_never_logged() {
+    let Some(p) = pair() else { return };
+    // The test cluster trusts loopback, so any password connects; a base URL with its own keeps it.
+    let (scheme, rest) = p.url.split_once("://").unwrap();
+    let Some((user, host)) = rest.split_once('@').filter(|(user, _)| !user.contains(':')) else {
+        eprintln!("skipped: the base URL carries a password of its own");
+        return;
+    };
+    let with_password = format!("{scheme}://{user}:hunter2pw@{host}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &with_password])
+        .arg("--internal-secret-file")
+        .arg(p.a.dir().join("internal.secret"))
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let url = loop {
+        let line = lines.next().expect("server prints its address").unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(url) = line.strip_prefix("keygate listening on ") {
+            break url.to_string();
+        }
+    };
+    p.b.req("GET", &gitlab_keys(&p.seed))
+        .retarget(&p.b.url, &url)
+        .token(&p.seed.alice)
+        .send()
+        .expect(200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for line in lines.map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    child.wait().unwrap();
+    assert!(log.contains(":***@"), "the URL is logged redacted:\n{log}");
+    assert!(!log.contains("hunter2pw"), "{log}");
+    // Nor when the database cannot be reached and the CLI reports why.
+    let unreachable = format!(
+        "postgres://kg:hunter2pw@127.0.0.1:{}/x",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["--db", &unreachable, "user", "list"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("hunter2pw"), "{stderr}");
+}
