@@ -30,6 +30,10 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 const LOCK_TIMEOUT_MS: u32 = 5000;
 /// Runs of a write transaction that lost a serialization race, before the client is told 503.
 const RETRIES: u32 = 12;
+/// Runs made side by side with other writers; later runs take the instance's write lock alone.
+const OPTIMISTIC_RUNS: u32 = 3;
+/// First half of the write lock's advisory key; the second is the schema's hash, one lock per instance.
+const WRITE_LOCK: i32 = 0x6b67_7772;
 /// Any number, the same in every keygate: serializes migrations when several gateways start at once.
 const MIGRATION_LOCK: i64 = 0x006b_6579_6761_7465;
 
@@ -185,6 +189,8 @@ impl PgStore {
     /// that a concurrent transaction (maybe on another gateway) made it unserializable: the
     /// check-then-insert sequences of the core (join an existing key, one repository per GitHub
     /// key, the replay cache, submodule sync) then behave as under SQLite's single writer.
+    /// SSI locks index pages, so writers on one hot repository conflict often; after a few lost
+    /// races a run goes alone (see `OPTIMISTIC_RUNS`) rather than risk a 503.
     pub fn write<T, E>(
         &self,
         mut f: impl FnMut(&Db) -> std::result::Result<T, E>,
@@ -196,13 +202,42 @@ impl PgStore {
             if attempt > 0 {
                 backoff(attempt);
             }
-            let mut conn = self.pool.get().map_err(StoreError::from)?;
+            let alone = attempt >= OPTIMISTIC_RUNS;
+            let mut conn = WriteLock {
+                conn: self.pool.get().map_err(StoreError::from)?,
+                held: false,
+            };
+            // Writers share the instance's write lock, so they run side by side; a run that lost
+            // OPTIMISTIC_RUNS races takes it alone, before its transaction begins, so that its
+            // snapshot follows every writer it waited for. With no writer beside it (readers are
+            // READ ONLY, outside SSI) it cannot lose again: retries end, hot spots included.
+            if alone {
+                conn.conn
+                    .execute(
+                        "SELECT pg_advisory_lock($1, hashtext(current_schema()))",
+                        &[&WRITE_LOCK],
+                    )
+                    .map_err(StoreError::from)?;
+                conn.held = true;
+            }
             let tx = conn
+                .conn
                 .build_transaction()
                 .isolation_level(IsolationLevel::Serializable)
                 .start()
                 .map_err(StoreError::from)?;
             let db = PgDb::new(tx);
+            if !alone
+                && let Err(err) = db.exec(
+                    "SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))",
+                    &[&WRITE_LOCK],
+                )
+            {
+                if db.lost_race.get() {
+                    continue;
+                }
+                return Err(err.into());
+            }
             let out = f(&db);
             // A statement that lost the race dooms the whole run, whatever `f` made of the error.
             if db.lost_race.get() {
@@ -300,6 +335,25 @@ fn to_param(kind: Kind, value: &Value) -> Box<dyn ToSql + Sync> {
         (Kind::Bool, _) => Box::new(None::<bool>),
         (Kind::Text, _) => Box::new(None::<String>),
         (Kind::Blob, _) => Box::new(None::<Vec<u8>>),
+    }
+}
+
+/// A pooled connection that may hold the instance's write lock alone (a session lock, taken
+/// before the transaction began); the lock is released however the run ends, panics included,
+/// so no connection goes back to the pool holding it.
+struct WriteLock {
+    conn: r2d2::PooledConnection<PostgresConnectionManager<NoTls>>,
+    held: bool,
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        if self.held {
+            // Runs after the transaction ended (it borrowed `conn`, so it was dropped first).
+            if let Err(err) = self.conn.batch_execute("SELECT pg_advisory_unlock_all()") {
+                log::error!("could not release the write lock: {err}");
+            }
+        }
     }
 }
 
