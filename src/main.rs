@@ -134,6 +134,10 @@ struct ServeArgs {
     /// (ulimit -n) less 128 descriptors kept for the database and the server itself.
     #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// Most connections open at once from one client address (0: no limit, e.g. behind a proxy,
+    /// where every client has the proxy's address) [default: half of --max-connections]
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
     /// Seconds a client may take to send a request body once its headers are in (then 408).
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -255,6 +259,10 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
         return serve(cli.db, args).map(|_| None).map_err(|e| e.to_string());
     }
     if let Command::Db(DbCmd::Backup { path }) = &cli.command {
+        // Opening would create a mistyped --db, and the backup would be of an empty database.
+        if !cli.db.is_file() {
+            return Err(format!("no database at {}", cli.db.display()));
+        }
         let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
         return store
             .backup_to(path)
@@ -439,6 +447,7 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .max_connections
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
+        max_connections_per_ip: args.max_connections_per_ip,
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;
