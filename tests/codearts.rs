@@ -1759,7 +1759,10 @@ fn the_error_catalogue_is_the_same_in_code_contract_and_docs() {
         }
         found
     };
-    let source = std::fs::read_to_string(root.join("src/dialect/codearts.rs")).unwrap();
+    let mut source = String::new();
+    for file in std::fs::read_dir(root.join("src/dialect/codearts")).unwrap() {
+        source.push_str(&std::fs::read_to_string(file.unwrap().path()).unwrap());
+    }
     let in_code = codes_in(&source);
     let contract = Contract::load("codearts.yaml");
     let in_contract: BTreeSet<String> =
