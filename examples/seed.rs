@@ -178,14 +178,19 @@ fn main() {
                         owner_id: Some(owner),
                         expires_at: None,
                     })?;
-                    db.insert_link(repo_ids[i % repo_ids.len()], id, i % 2 == 0, Some(owner))?;
+                    db.insert_link(
+                        repo_ids[i % repo_ids.len()],
+                        id,
+                        i.is_multiple_of(2),
+                        Some(owner),
+                    )?;
                 }
                 Ok::<_, StoreError>(())
             })
             .unwrap_or_else(|e| panic!("inserting keys {seq}..{end}: {e}"));
         for (offset, key) in keys.iter().enumerate() {
             let i = seq + offset;
-            if i % stride == 0 || i >= random_count {
+            if i.is_multiple_of(stride) || i >= random_count {
                 sample.push((key.sha256().to_string(), key.bare_text()));
             }
             if let Some(out) = authorized.as_mut() {
