@@ -9,6 +9,10 @@ use crate::auth::internal::InternalSecret;
 
 /// sshd waits for stage 1 before it answers the client; a hung gateway must not hang logins.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The internal routes' requests and answers are a few hundred bytes. ureq's default buffers
+/// (128 KiB each way, zeroed when the first request is made) cost stage 1, a process per login,
+/// ~60 page faults and ~0.1 ms of its ~1.7 ms (docs/benchmarks.md, "SSH door").
+const BUFFER_BYTES: usize = 16 * 1024;
 
 /// Why the gateway gave no verdict. Each one shuts the door: it never fails open.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,8 @@ impl Gateway {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(TIMEOUT))
+            .input_buffer_size(BUFFER_BYTES)
+            .output_buffer_size(BUFFER_BYTES)
             .build()
             .into();
         Gateway {
