@@ -84,22 +84,7 @@ struct DoorArgs {
 enum SshCmd {
     /// sshd's AuthorizedKeysCommand: `… %u %t %k`. Prints the forced-command line for an active
     /// deploy key, and nothing otherwise.
-    AuthorizedKeys {
-        #[command(flatten)]
-        door: DoorArgs,
-        /// The account git connects as; any other user gets nothing.
-        #[arg(long, default_value = "git")]
-        ssh_user: String,
-        /// USER TYPE BASE64, as sshd expands %u %t %k. Taken as plain values, whatever they
-        /// start with: the client chose the key.
-        #[arg(
-            value_names = ["USER", "TYPE", "BASE64"],
-            num_args = 3,
-            trailing_var_arg = true,
-            allow_hyphen_values = true
-        )]
-        offered: Vec<String>,
-    },
+    AuthorizedKeys(AuthorizedKeysArgs),
     /// The forced command: checks SSH_ORIGINAL_COMMAND, asks the gateway, then runs git.
     GitShell {
         #[command(flatten)]
@@ -107,6 +92,37 @@ enum SshCmd {
         /// key-<ID>, as stage 1 wrote it.
         key: String,
     },
+}
+
+#[derive(Args)]
+struct AuthorizedKeysArgs {
+    #[command(flatten)]
+    door: DoorArgs,
+    /// The account git connects as; any other user gets nothing.
+    #[arg(long, default_value = "git")]
+    ssh_user: String,
+    /// USER TYPE BASE64, as sshd expands %u %t %k. Taken as plain values, whatever they
+    /// start with: the client chose the key.
+    #[arg(
+        value_names = ["USER", "TYPE", "BASE64"],
+        num_args = 3,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    offered: Vec<String>,
+}
+
+// Stage 1 alone: sshd runs it once per offered key on every login, and building the parser of
+// every other command first was a sixth of its instructions.
+#[derive(Parser)]
+#[command(
+    name = "keygate ssh authorized-keys",
+    bin_name = "keygate ssh authorized-keys",
+    about = "sshd's AuthorizedKeysCommand: `… %u %t %k`. Prints the forced-command line for an active deploy key, and nothing otherwise"
+)]
+struct AuthorizedKeysCli {
+    #[command(flatten)]
+    args: AuthorizedKeysArgs,
 }
 
 #[derive(Args)]
@@ -236,7 +252,14 @@ enum RoleArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() > 2 && argv[1] == "ssh" && argv[2] == "authorized-keys" {
+        let rest = argv[..1].iter().chain(&argv[3..]);
+        return ssh(SshCmd::AuthorizedKeys(
+            AuthorizedKeysCli::parse_from(rest).args,
+        ));
+    }
+    let cli = Cli::parse_from(argv);
     if let Command::Ssh(cmd) = cli.command {
         return ssh(cmd);
     }
@@ -382,11 +405,11 @@ fn ssh(cmd: SshCmd) -> ExitCode {
         git_root: args.git_root,
     };
     match cmd {
-        SshCmd::AuthorizedKeys {
+        SshCmd::AuthorizedKeys(AuthorizedKeysArgs {
             door: args,
             ssh_user,
             offered,
-        } => {
+        }) => {
             let [user, key_type, key] = offered.as_slice() else {
                 eprintln!("keygate: expected USER TYPE BASE64 (%u %t %k)");
                 return ExitCode::FAILURE;
