@@ -1,17 +1,44 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust suites, then the real-client suites (python-gitlab, PyGithub, githubkit,
-# ghapi, the huaweicloud SDK, octokit, gitbeaker) against the real binary, each on SQLite and again on
-# PostgreSQL. Installs what they need: a pinned venv, the locked node_modules, ssh-keygen when the
-# machine lacks it, and PostgreSQL 15 (scripts/pg-test-cluster.sh) when it is missing.
+# Runs every test: the Rust suites (the SSH door's with a real sshd and git), then the real-client
+# suites (python-gitlab, PyGithub, githubkit, ghapi, gql, the huaweicloud SDK, octokit, gitbeaker)
+# against the real binary, each on SQLite and again on PostgreSQL. Installs what they need: a pinned
+# venv, the locked node_modules, ssh-keygen and sshd (openssh-server), the `git` account the SSH door
+# serves, and PostgreSQL 15 (scripts/pg-test-cluster.sh) when it is missing.
 #
 # PostgreSQL: KEYGATE_TEST_POSTGRES_URL when given (the tests create and drop schemas in its
 # database); otherwise a throwaway cluster of our own, on a free loopback port, stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ssh-keygen >/dev/null 2>&1; then
-  echo "installing openssh-client (ssh-keygen) for the fingerprint tests"
-  apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null
+as_root() { [ "$(id -u)" = 0 ]; }
+
+apt_install() {
+  if ! as_root; then
+    echo "not root: cannot install $*; the tests that need it will say so" >&2
+    return 0
+  fi
+  # Debian would start its own sshd on port 22; a policy-rc.d that exits 101 stops that.
+  local policy=/usr/sbin/policy-rc.d made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+}
+
+if ! command -v ssh-keygen >/dev/null 2>&1 || [ ! -x /usr/sbin/sshd ]; then
+  echo "installing openssh-client and openssh-server for the fingerprint and SSH door tests"
+  apt_install openssh-client openssh-server
+fi
+if as_root; then
+  # The account the SSH door serves. '*' rather than useradd's '!': with UsePAM no, sshd takes
+  # '!' for a locked account and refuses it before any key is looked at.
+  if ! id git >/dev/null 2>&1; then
+    useradd --system --create-home --home-dir /var/lib/keygate-git --shell /bin/sh --password '*' git
+  fi
+  mkdir -p /run/sshd
+  # From here on a missing piece fails the SSH door tests instead of skipping them.
+  export KEYGATE_TEST_SSH=require
 fi
 
 if [ -z "${KEYGATE_TEST_POSTGRES_URL:-}" ]; then

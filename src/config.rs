@@ -26,6 +26,9 @@ pub struct Settings {
     /// Open connections allowed at once, over all workers; `None` derives it from the process's
     /// open-file limit (see `http::limits::connection_budget`).
     pub max_connections: Option<usize>,
+    /// Connections open at once from one client address; `None` is half of the connection
+    /// budget, `Some(0)` no limit (behind a proxy, every client has the proxy's address).
+    pub max_connections_per_ip: Option<usize>,
     /// Time allowed to receive a request body once its headers are complete (answered 408).
     pub body_timeout: Duration,
 }
@@ -41,6 +44,7 @@ impl Settings {
             policy: KeyPolicy::default(),
             workers: 0,
             max_connections: None,
+            max_connections_per_ip: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             internal_secret_file: None,
         }
@@ -73,6 +77,7 @@ impl std::fmt::Debug for Settings {
             .field("workers", &self.workers)
             .field("internal_secret_file", &self.internal_secret_file)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("body_timeout", &self.body_timeout)
             .finish()
     }

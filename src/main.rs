@@ -103,22 +103,7 @@ struct DoorArgs {
 enum SshCmd {
     /// sshd's AuthorizedKeysCommand: `… %u %t %k`. Prints the forced-command line for an active
     /// deploy key, and nothing otherwise.
-    AuthorizedKeys {
-        #[command(flatten)]
-        door: DoorArgs,
-        /// The account git connects as; any other user gets nothing.
-        #[arg(long, default_value = "git")]
-        ssh_user: String,
-        /// USER TYPE BASE64, as sshd expands %u %t %k. Taken as plain values, whatever they
-        /// start with: the client chose the key.
-        #[arg(
-            value_names = ["USER", "TYPE", "BASE64"],
-            num_args = 3,
-            trailing_var_arg = true,
-            allow_hyphen_values = true
-        )]
-        offered: Vec<String>,
-    },
+    AuthorizedKeys(AuthorizedKeysArgs),
     /// The forced command: checks SSH_ORIGINAL_COMMAND, asks the gateway, then runs git.
     GitShell {
         #[command(flatten)]
@@ -126,6 +111,37 @@ enum SshCmd {
         /// key-<ID>, as stage 1 wrote it.
         key: String,
     },
+}
+
+#[derive(Args)]
+struct AuthorizedKeysArgs {
+    #[command(flatten)]
+    door: DoorArgs,
+    /// The account git connects as; any other user gets nothing.
+    #[arg(long, default_value = "git")]
+    ssh_user: String,
+    /// USER TYPE BASE64, as sshd expands %u %t %k. Taken as plain values, whatever they
+    /// start with: the client chose the key.
+    #[arg(
+        value_names = ["USER", "TYPE", "BASE64"],
+        num_args = 3,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    offered: Vec<String>,
+}
+
+// Stage 1 alone: sshd runs it once per offered key on every login, and building the parser of
+// every other command first was a sixth of its instructions.
+#[derive(Parser)]
+#[command(
+    name = "keygate ssh authorized-keys",
+    bin_name = "keygate ssh authorized-keys",
+    about = "sshd's AuthorizedKeysCommand: `… %u %t %k`. Prints the forced-command line for an active deploy key, and nothing otherwise"
+)]
+struct AuthorizedKeysCli {
+    #[command(flatten)]
+    args: AuthorizedKeysArgs,
 }
 
 #[derive(Args)]
@@ -153,6 +169,10 @@ struct ServeArgs {
     /// (ulimit -n) less 128 descriptors kept for the database and the server itself.
     #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// Most connections open at once from one client address (0: no limit, e.g. behind a proxy,
+    /// where every client has the proxy's address) [default: half of --max-connections]
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
     /// Seconds a client may take to send a request body once its headers are in (then 408).
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -251,7 +271,14 @@ enum RoleArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() > 2 && argv[1] == "ssh" && argv[2] == "authorized-keys" {
+        let rest = argv[..1].iter().chain(&argv[3..]);
+        return ssh(SshCmd::AuthorizedKeys(
+            AuthorizedKeysCli::parse_from(rest).args,
+        ));
+    }
+    let cli = Cli::parse_from(argv);
     if let Command::Ssh(cmd) = cli.command {
         return ssh(cmd);
     }
@@ -274,6 +301,10 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
         return serve(cli.db, args).map(|_| None).map_err(|e| e.to_string());
     }
     if let Command::Db(DbCmd::Backup { path }) = &cli.command {
+        // Opening would create a mistyped --db, and the backup would be of an empty database.
+        if !cli.db.is_file() {
+            return Err(format!("no database at {}", cli.db.display()));
+        }
         let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
         return store
             .backup_to(path)
@@ -405,11 +436,11 @@ fn ssh(cmd: SshCmd) -> ExitCode {
         git_root: args.git_root,
     };
     match cmd {
-        SshCmd::AuthorizedKeys {
+        SshCmd::AuthorizedKeys(AuthorizedKeysArgs {
             door: args,
             ssh_user,
             offered,
-        } => {
+        }) => {
             let [user, key_type, key] = offered.as_slice() else {
                 eprintln!("keygate: expected USER TYPE BASE64 (%u %t %k)");
                 return ExitCode::FAILURE;
@@ -470,6 +501,7 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .max_connections
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
+        max_connections_per_ip: args.max_connections_per_ip,
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;

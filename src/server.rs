@@ -61,6 +61,10 @@ impl Application {
         }
         // actix counts per worker; rounding down keeps the total within the budget.
         let per_worker = (budget / workers).max(1);
+        let per_ip = settings
+            .max_connections_per_ip
+            .unwrap_or_else(|| limits::PeerConnections::default_limit(budget));
+        let peers = limits::PeerConnections::new(per_ip);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -71,6 +75,7 @@ impl Application {
                 .wrap(from_fn(request_log))
                 .configure(dialect::configure)
         })
+        .on_connect(move |conn, extensions| peers.on_connect(conn, extensions))
         .workers(workers)
         .max_connections(per_worker)
         .backlog(BACKLOG)
@@ -84,8 +89,13 @@ impl Application {
             .map(|a| a.port())
             .ok_or_else(|| std::io::Error::other("bound to no address"))?;
         log::info!(
-            "serving with {workers} workers, at most {} connections, body timeout {:?}",
+            "serving with {workers} workers, at most {} connections ({} per address), body timeout {:?}",
             per_worker * workers,
+            if per_ip == 0 {
+                "no limit".to_string()
+            } else {
+                per_ip.to_string()
+            },
             settings.body_timeout
         );
         Ok(Application {

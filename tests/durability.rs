@@ -362,4 +362,17 @@ fn db_backup_writes_a_private_consistent_copy_and_never_overwrites() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("keygate: backup to "));
     assert_eq!(std::fs::read(&taken).unwrap(), b"precious");
+
+    // A mistyped --db is an error, not a backup of a new empty database.
+    let typo = gw.dir().join("typo.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("--db")
+        .arg(&typo)
+        .args(["db", "backup"])
+        .arg(gw.dir().join("of-nothing.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database at"));
+    assert!(!typo.exists() && !gw.dir().join("of-nothing.db").exists());
 }

@@ -123,9 +123,12 @@ impl Core {
             && req.method != "HEAD"
             && !req.raw_path.trim_end_matches('/').ends_with("/check-key");
         let single_use = changes.then(|| {
+            // The verifier takes hex in either case, so the record must not tell `ab` from `AB`:
+            // otherwise each captured request could be replayed once per spelling. The AK is
+            // looked up exactly, so only its stored spelling verifies.
             let signature = header(req, "authorization")
                 .and_then(aksk::parse_authorization)
-                .map(|auth| format!("{}:{}", auth.access, auth.signature))
+                .map(|auth| format!("{}:{}", auth.access, auth.signature.to_ascii_lowercase()))
                 .unwrap_or_default();
             SingleUse::new(signature)
         });

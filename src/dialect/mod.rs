@@ -36,7 +36,18 @@ pub fn body_timeout(path: &str) -> HttpResponse {
     };
     let body = if under("/api/v4") || under("/api/v3/projects") {
         serde_json::json!({"message": "408 Request Timeout"})
-    } else if under("/api/v3") {
+    } else if [
+        "/api/v3",
+        "/repos",
+        "/user",
+        "/meta",
+        "/rate_limit",
+        "/graphql",
+        "/api/graphql",
+    ]
+    .iter()
+    .any(|prefix| under(prefix))
+    {
         serde_json::json!({
             "message": "Request Timeout",
             "documentation_url": "https://docs.github.com/rest",

@@ -1,5 +1,9 @@
 //! Limits that keep slow or numerous clients from exhausting the server: open connections and body time.
 
+use std::any::Any;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -7,7 +11,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, dev::Extensions, web};
 use futures_util::StreamExt;
 
 use super::body::MAX_BODY_BYTES;
@@ -120,5 +124,78 @@ mod tests {
         assert_eq!(connection_budget(None, Some(64)), MIN_CONNECTIONS);
         assert_eq!(connection_budget(None, None), MAX_DEFAULT_CONNECTIONS);
         assert_eq!(connection_budget(Some(0), None), 1);
+    }
+}
+
+/// Connections open at once from each client address, so that one address cannot hold every
+/// slot the budget allows: past its share, a new connection from that address is shut at once,
+/// before it costs a request, and other addresses keep being served.
+#[derive(Clone)]
+pub struct PeerConnections {
+    limit: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection's place in its address's count, given back when actix drops the
+/// connection (and the extensions that hold this with it).
+struct PeerSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl PeerConnections {
+    /// `limit` 0 turns the check off (behind a proxy every client shares the proxy's address).
+    pub fn new(limit: usize) -> PeerConnections {
+        PeerConnections {
+            limit,
+            open: Arc::default(),
+        }
+    }
+
+    /// The default share: half the budget, so an address that takes all it may still leaves
+    /// the other half to everyone else.
+    pub fn default_limit(budget: usize) -> usize {
+        (budget / 2).max(1)
+    }
+
+    /// actix's `on_connect` hook: counts the connection against its address, or shuts it.
+    pub fn on_connect(&self, conn: &dyn Any, extensions: &mut Extensions) {
+        if self.limit == 0 {
+            return;
+        }
+        let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            return;
+        };
+        let ip = peer.ip().to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            drop(open);
+            // Debug only: under attack a line per refused connection would flood the log.
+            log::debug!("connection from {ip} refused: {} already open", self.limit);
+            let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        *count += 1;
+        drop(open);
+        extensions.insert(PeerSlot {
+            ip,
+            open: self.open.clone(),
+        });
     }
 }

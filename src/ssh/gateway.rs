@@ -8,7 +8,14 @@ use serde_json::json;
 use crate::auth::internal::InternalSecret;
 
 /// sshd waits for stage 1 before it answers the client; a hung gateway must not hang logins.
+/// Each phase is bounded on its own rather than with one overall timeout: with an overall one,
+/// ureq resolves the address on a thread of its own even for `127.0.0.1`, which costs every
+/// login a thread start. Name resolution is left to the system resolver's own timeouts.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The internal routes' requests and answers are a few hundred bytes. ureq's default buffers
+/// (128 KiB each way, zeroed when the first request is made) cost stage 1, a process per login,
+/// ~60 page faults and ~0.1 ms of its ~1.7 ms (docs/benchmarks.md, "SSH door").
+const BUFFER_BYTES: usize = 16 * 1024;
 
 /// Why the gateway gave no verdict. Each one shuts the door: it never fails open.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +64,13 @@ impl Gateway {
     pub fn new(base: &str, secret: InternalSecret) -> Gateway {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
+            .timeout_connect(Some(TIMEOUT))
+            .timeout_send_request(Some(TIMEOUT))
+            .timeout_send_body(Some(TIMEOUT))
+            .timeout_recv_response(Some(TIMEOUT))
+            .timeout_recv_body(Some(TIMEOUT))
+            .input_buffer_size(BUFFER_BYTES)
+            .output_buffer_size(BUFFER_BYTES)
             .build()
             .into();
         Gateway {

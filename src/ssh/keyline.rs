@@ -32,12 +32,13 @@ pub fn offered_key(key_type: &str, key_b64: &str) -> Option<PublicKey> {
 }
 
 /// An argument of the forced command, quoted for the shell sshd runs it with. `None` for text
-/// that cannot sit inside `command="…"` (a quote, a backslash, a control character).
+/// that cannot sit inside `command="…"`: a quote of either kind (shlex quotes a `'` with `"`,
+/// which would end the option), a backslash, a control character.
 pub fn shell_word(text: &str) -> Option<String> {
     if text.is_empty()
         || text
             .chars()
-            .any(|c| c == '"' || c == '\\' || c.is_control())
+            .any(|c| matches!(c, '"' | '\'' | '\\') || c.is_control())
     {
         return None;
     }
@@ -98,7 +99,7 @@ mod tests {
     fn words_the_shell_would_split_are_quoted_and_unquotable_ones_refused() {
         assert_eq!(shell_word("/srv/my git").as_deref(), Some("'/srv/my git'"));
         assert_eq!(shell_word("/srv/$HOME").as_deref(), Some("'/srv/$HOME'"));
-        for bad in ["", "a\"b", "a\\b", "a\nb", "a\u{1b}b"] {
+        for bad in ["", "a\"b", "/srv/o'brien", "a\\b", "a\nb", "a\u{1b}b"] {
             assert_eq!(shell_word(bad), None, "{bad:?}");
         }
         let key = offered_key("ssh-ed25519", ED25519).unwrap();

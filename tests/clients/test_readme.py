@@ -15,11 +15,28 @@ from conftest import KEYGATE_BIN, Gateway
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def recipe_blocks():
+SSH_HEADING = "## The SSH door"
+SSHD_PID = Path("/run/keygate-sshd.pid")
+
+
+def recipe_blocks(with_ssh: bool = True):
     text = (ROOT / "README.md").read_text()
+    if not with_ssh:
+        start = text.index(SSH_HEADING)
+        end = text.index("\n## ", start + len(SSH_HEADING))
+        text = text[:start] + text[end:]
     blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
     # The first block holds the two top commands (build and serve, run the tests): not a recipe.
     return blocks[1:]
+
+
+def ssh_recipe_runnable() -> bool:
+    """The SSH door recipe needs root, sshd and port 2222. Where scripts/test.sh set things up
+    (KEYGATE_TEST_SSH=require), a missing piece is a failure, not a reason to skip."""
+    ready = os.geteuid() == 0 and Path("/usr/sbin/sshd").exists() and port_free(2222)
+    if not ready and os.environ.get("KEYGATE_TEST_SSH") == "require":
+        pytest.fail("the README's SSH door recipe needs root, /usr/sbin/sshd and a free port 2222")
+    return ready
 
 
 def port_free(port):
@@ -45,10 +62,11 @@ def test_readme_recipes_work_as_written(tmp_path):
     release = tmp_path / "target" / "release"
     release.mkdir(parents=True)
     shutil.copy(KEYGATE_BIN, release / "keygate")
+    with_ssh = ssh_recipe_runnable()
     gw = Gateway(tmp_path)
     gw.start(listen="127.0.0.1:8080")
     try:
-        script = "set -euo pipefail\n" + "\n".join(recipe_blocks())
+        script = "set -euo pipefail\n" + "\n".join(recipe_blocks(with_ssh))
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
         env["KEYGATE_DB"] = str(gw.db)
         result = subprocess.run(
@@ -57,8 +75,19 @@ def test_readme_recipes_work_as_written(tmp_path):
         assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     finally:
         gw.stop()
+        if with_ssh and SSHD_PID.exists():
+            subprocess.run(["kill", SSHD_PID.read_text().strip()], check=False)
     assert not any("PRIVATE KEY" in line for line in gw.log_lines)
     check_graphql_recipe(result.stdout)
+    if with_ssh:
+        check_ssh_recipe(result.stdout, gw)
+
+
+def check_ssh_recipe(stdout: str, gw: Gateway) -> None:
+    """The push landed (the last command logs it from the remote branch) and the gateway allowed it."""
+    assert re.search(r"(^|})[0-9a-f]{7,} first push$", stdout, re.M), stdout
+    allowed = [line for line in gw.log_lines if "ssh allow" in line and "git-receive-pack" in line]
+    assert allowed and "repo=acme/widgets" in allowed[-1], gw.log_lines[-20:]
 
 
 def check_graphql_recipe(stdout: str) -> None:

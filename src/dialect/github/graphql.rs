@@ -330,7 +330,7 @@ impl From<&LinkedKey> for DeployKeyNode {
             title: linked.key.title.clone(),
             key: bare_key(&linked.key.key_text).to_string(),
             read_only: !linked.can_push,
-            // As in REST: keygate does not watch SSH logins, and a stored key is a checked key.
+            // As in REST: a stored key is a checked key.
             verified: true,
             created_at: DateTime(iso_seconds(linked.linked_at)),
         }
