@@ -25,6 +25,8 @@ struct World {
     contract: Contract,
     /// Requests sent through `World::send`.
     sent: std::sync::atomic::AtomicU64,
+    /// The X-Sdk-Date (Unix seconds) of the last request `World::send` signed.
+    last_date: std::sync::Mutex<i64>,
 }
 
 fn world() -> World {
@@ -38,6 +40,7 @@ fn world() -> World {
         gw,
         contract: Contract::load("codearts.yaml"),
         sent: std::sync::atomic::AtomicU64::new(0),
+        last_date: std::sync::Mutex::new(i64::MAX),
     }
 }
 
@@ -58,7 +61,16 @@ impl World {
     /// inside the 15 minutes allowed), so two identical calls are two requests, not a replay.
     fn send(&self, creds: &Creds, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let back = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let date = sdk_date(OffsetDateTime::now_utc() - time::Duration::seconds(back as i64));
+        // Strictly before the previous request's date: stepping back one second per request
+        // alone gives two requests the same date (so the same signature, refused as a replay)
+        // whenever the clock ticks over a second between them.
+        let at = {
+            let mut last = self.last_date.lock().unwrap();
+            let at = (OffsetDateTime::now_utc().unix_timestamp() - back as i64).min(*last - 1);
+            *last = at;
+            at
+        };
+        let date = sdk_date(OffsetDateTime::from_unix_timestamp(at).unwrap());
         let body = body.map(|b| serde_json::to_vec(b).unwrap());
         let res = signed_at(&self.gw, creds, method, path, body, &date).send();
         assert!(
