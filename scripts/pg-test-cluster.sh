@@ -40,6 +40,9 @@ case "${1:-}" in
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
     as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
+    # Every role is trusted but one: kg_password must log in with SCRAM, so that tests/pg_password.rs
+    # can prove a password reaches the server (pg_hba.conf takes the first line that matches).
+    as_owner sed -i '1i host all kg_password 127.0.0.1/32 scram-sha-256' "$dir/data/pg_hba.conf"
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     echo "$port" >"$dir/port"
     run_server "$bin" "$dir" "$port"
