@@ -30,7 +30,14 @@ case "${1:-}" in
     dir="$2"
     if ! bin="$(find_bin)"; then
       echo "installing postgresql-15 for the PostgreSQL tests" >&2
+      # Debian's postinst would create and start its own cluster on port 5432; a policy-rc.d that
+      # exits 101 keeps it from starting.
+      made_policy=
+      if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+      fi
       apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >&2
+      if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
       bin="$(find_bin)"
     fi
     if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then

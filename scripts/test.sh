@@ -43,7 +43,9 @@ fi
 
 if [ -z "${KEYGATE_TEST_POSTGRES_URL:-}" ]; then
   pg_dir="$(mktemp -d /tmp/keygate-pg.XXXXXX)"
+  # The postmaster runs detached: stop it however this script ends, an interrupted CI run included.
   trap 'scripts/pg-test-cluster.sh stop "$pg_dir"' EXIT
+  trap 'exit 130' INT TERM HUP
   KEYGATE_TEST_POSTGRES_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
   # Ours to crash: tests/pg_crash.rs stops it with `pg_ctl stop -m immediate` and starts it again.
   export KEYGATE_TEST_PG_DIR="$pg_dir"

@@ -301,6 +301,13 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
         return serve(cli.db, args).map(|_| None).map_err(|e| e.to_string());
     }
     if let Command::Db(DbCmd::Backup { path }) = &cli.command {
+        if cli.db.to_str().is_some_and(keygate::store::is_postgres_url) {
+            return Err(
+                "db backup copies a SQLite file; back PostgreSQL up with pg_dump or pg_basebackup \
+                 (docs/scale-out.md)"
+                    .into(),
+            );
+        }
         // Opening would create a mistyped --db, and the backup would be of an empty database.
         if !cli.db.is_file() {
             return Err(format!("no database at {}", cli.db.display()));
@@ -314,6 +321,13 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
     if let Command::Db(DbCmd::Copy { from, to }) = &cli.command {
         if !to.to_str().is_some_and(keygate::store::is_postgres_url) {
             return Err("db copy --to takes a postgres:// URL".into());
+        }
+        // Opening would create a mistyped --from, and the copy would be of an empty database.
+        if from.to_str().is_some_and(keygate::store::is_postgres_url) || !from.is_file() {
+            return Err(format!(
+                "db copy --from takes an existing SQLite file; there is none at {}",
+                keygate::store::redact(&from.to_string_lossy())
+            ));
         }
         let source = Store::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
         let shown = keygate::store::redact(&to.to_string_lossy());

@@ -114,6 +114,21 @@ fn a_password_from_the_url_pgpassword_or_pgpass_logs_in_and_is_never_logged() {
     );
     assert!(!out.status.success());
 
+    // Commands that refuse a PostgreSQL URL do not repeat it.
+    let copy_to = home.path().join("copy.db");
+    for args in [
+        vec!["db", "backup", copy_to.to_str().unwrap()],
+        vec!["db", "copy", "--from", &with, "--to", &with],
+    ] {
+        let out = keygate(&with, &args, &[], home.path());
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            !text(&out.stderr).contains(&password),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
     // A serving gateway, at debug level, never logs the password either.
     let mut serve = Command::new(env!("CARGO_BIN_EXE_keygate"))
         .args(["--db", &with, "serve", "--listen", "127.0.0.1:0"])

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{Conflict, Core, Error, Result};
 use crate::store::Db;
 
-/// How long a used signature is remembered: longer than any X-Sdk-Date can still verify
-/// (15 minutes either side of now).
-const SIGNATURE_MEMORY_MS: i64 = 31 * 60 * 1000;
+/// How long a used signature is remembered. It can verify for 15 minutes either side of the
+/// verifying gateway's clock, and with several gateways the one that purges may run ahead of the
+/// one that verifies: two hours tolerate clocks some 90 minutes apart (keep them on NTP anyway).
+const SIGNATURE_MEMORY_MS: i64 = 2 * 60 * 60 * 1000;
 
 /// The signature of a request that changes something. A captured request stays valid for the
 /// whole signing window, so without this a replay could bring back a key revoked since, or

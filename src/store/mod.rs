@@ -82,16 +82,18 @@ pub fn redact(db: &str) -> String {
         return db.to_string();
     }
     let (scheme, rest) = db.split_once("://").unwrap_or(("", db));
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+    // The user part ends at the last `@`, not at the first `/` or `?`: a password may hold `/`,
+    // `?`, `#` or `@` unescaped. An `@` later in the query would hide more than the password,
+    // which errs on the safe side.
+    let Some(at) = rest.rfind('@') else {
         return redact_query(db);
     };
+    let (userinfo, host_and_tail) = (&rest[..at], &rest[at + 1..]);
     let user = userinfo.split(':').next().unwrap_or("");
     let shown = if userinfo.contains(':') {
-        format!("{scheme}://{user}:***@{host}{tail}")
+        format!("{scheme}://{user}:***@{host_and_tail}")
     } else {
-        format!("{scheme}://{user}@{host}{tail}")
+        format!("{scheme}://{user}@{host_and_tail}")
     };
     redact_query(&shown)
 }
@@ -229,5 +231,14 @@ mod tests {
             "postgresql://kg@db/keygate?password=***&sslmode=disable"
         );
         assert_eq!(redact("./keygate.db"), "./keygate.db");
+        for password in ["a/b", "a?b", "a#b", "a@b", "a:b/c@d"] {
+            let shown = redact(&format!(
+                "postgres://kg:{password}@db:5432/keygate?sslmode=disable"
+            ));
+            assert_eq!(
+                shown, "postgres://kg:***@db:5432/keygate?sslmode=disable",
+                "{password}"
+            );
+        }
     }
 }

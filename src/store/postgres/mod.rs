@@ -42,6 +42,12 @@ type Result<T> = std::result::Result<T, StoreError>;
 impl From<postgres::Error> for StoreError {
     fn from(err: postgres::Error) -> Self {
         // The one place where PostgreSQL's errors become ours: its message text stays in the log.
+        // A connection lost mid-request (the server restarting, a network cut) is the store being
+        // unavailable, not a keygate bug: 503 with Retry-After, and the client tries again.
+        if err.is_closed() {
+            log::warn!("PostgreSQL connection lost: {err}");
+            return StoreError::Busy;
+        }
         if let Some(db) = err.as_db_error() {
             let code = db.code();
             if *code == SqlState::UNIQUE_VIOLATION {
@@ -51,6 +57,8 @@ impl From<postgres::Error> for StoreError {
                 || *code == SqlState::T_R_DEADLOCK_DETECTED
                 || *code == SqlState::LOCK_NOT_AVAILABLE
                 || *code == SqlState::TOO_MANY_CONNECTIONS
+                || code.code().starts_with("57P")
+                || code.code().starts_with("08")
             {
                 return StoreError::Busy;
             }
