@@ -10,8 +10,9 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
+use super::contract::forward_queries;
 use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
-use super::{Db, Queries, StoreError};
+use super::{Db, StoreError};
 use super::{
     DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token, User,
 };
@@ -164,7 +165,7 @@ pub struct SqliteDb<'a> {
 
 // Each statement lives once, as an inherent method in queries.rs, groups.rs or ssh.rs; the
 // contract forwards to it (inlined, so the SQLite path costs what it did before the contract).
-impl Queries for SqliteDb<'_> {
+forward_queries!(SqliteDb {
     fn savepoint_begin(&self) -> Result<()> {
         Ok(self.conn.execute_batch("SAVEPOINT change")?)
     }
@@ -176,222 +177,7 @@ impl Queries for SqliteDb<'_> {
             .conn
             .execute_batch("ROLLBACK TO change; RELEASE change")?)
     }
-    fn insert_user(&self, username: &str, admin: bool) -> Result<i64> {
-        SqliteDb::insert_user(self, username, admin)
-    }
-    fn user_by_name(&self, username: &str) -> Result<Option<User>> {
-        SqliteDb::user_by_name(self, username)
-    }
-    fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        SqliteDb::user_by_id(self, id)
-    }
-    fn users_page(&self, username: Option<&str>, offset: u64, limit: u32) -> Result<Vec<User>> {
-        SqliteDb::users_page(self, username, offset, limit)
-    }
-    fn count_users(&self, username: Option<&str>) -> Result<u64> {
-        SqliteDb::count_users(self, username)
-    }
-    fn list_users(&self) -> Result<Vec<User>> {
-        SqliteDb::list_users(self)
-    }
-    fn delete_user(&self, id: i64) -> Result<bool> {
-        SqliteDb::delete_user(self, id)
-    }
-    fn insert_token(
-        &self,
-        user_id: i64,
-        hash: &[u8],
-        scope: Scope,
-        expires_at: Option<i64>,
-    ) -> Result<i64> {
-        SqliteDb::insert_token(self, user_id, hash, scope, expires_at)
-    }
-    fn token_by_hash(&self, hash: &[u8]) -> Result<Option<(Token, User)>> {
-        SqliteDb::token_by_hash(self, hash)
-    }
-    fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>> {
-        SqliteDb::list_tokens(self, user_id)
-    }
-    fn delete_token(&self, id: i64) -> Result<bool> {
-        SqliteDb::delete_token(self, id)
-    }
-    fn namespace_by_path(&self, full_path: &str) -> Result<Option<Namespace>> {
-        SqliteDb::namespace_by_path(self, full_path)
-    }
-    fn namespace_by_id(&self, id: i64) -> Result<Option<Namespace>> {
-        SqliteDb::namespace_by_id(self, id)
-    }
-    fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
-        SqliteDb::namespace_by_uuid(self, uuid)
-    }
-    fn insert_namespace(
-        &self,
-        parent_id: Option<i64>,
-        name: &str,
-        full_path: &str,
-        uuid: &str,
-    ) -> Result<i64> {
-        SqliteDb::insert_namespace(self, parent_id, name, full_path, uuid)
-    }
-    fn insert_repo(
-        &self,
-        id: Option<i64>,
-        namespace_id: i64,
-        name: &str,
-        full_path: &str,
-    ) -> Result<i64> {
-        SqliteDb::insert_repo(self, id, namespace_id, name, full_path)
-    }
-    fn repo_by_id(&self, id: i64) -> Result<Option<Repository>> {
-        SqliteDb::repo_by_id(self, id)
-    }
-    fn repo_by_path(&self, full_path: &str) -> Result<Option<Repository>> {
-        SqliteDb::repo_by_path(self, full_path)
-    }
-    fn list_repos(&self) -> Result<Vec<Repository>> {
-        SqliteDb::list_repos(self)
-    }
-    fn delete_repo(&self, id: i64) -> Result<bool> {
-        SqliteDb::delete_repo(self, id)
-    }
-    fn set_role(&self, repo_id: i64, user_id: i64, role: Role) -> Result<()> {
-        SqliteDb::set_role(self, repo_id, user_id, role)
-    }
-    fn delete_role(&self, repo_id: i64, user_id: i64) -> Result<bool> {
-        SqliteDb::delete_role(self, repo_id, user_id)
-    }
-    fn role_of(&self, repo_id: i64, user_id: i64) -> Result<Option<Role>> {
-        SqliteDb::role_of(self, repo_id, user_id)
-    }
-    fn key_by_id(&self, id: i64) -> Result<Option<DeployKey>> {
-        SqliteDb::key_by_id(self, id)
-    }
-    fn key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
-        SqliteDb::key_by_sha256(self, fingerprint)
-    }
-    fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
-        SqliteDb::key_by_md5(self, fingerprint)
-    }
-    fn insert_key(&self, new: &NewKey) -> Result<i64> {
-        SqliteDb::insert_key(self, new)
-    }
-    fn update_key_title(&self, key_id: i64, title: &str) -> Result<()> {
-        SqliteDb::update_key_title(self, key_id, title)
-    }
-    fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool> {
-        SqliteDb::delete_key_if_orphaned(self, key_id)
-    }
-    fn insert_link(
-        &self,
-        repo_id: i64,
-        key_id: i64,
-        can_push: bool,
-        added_by: Option<i64>,
-    ) -> Result<()> {
-        SqliteDb::insert_link(self, repo_id, key_id, can_push, added_by)
-    }
-    fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
-        SqliteDb::set_can_push(self, repo_id, key_id, can_push)
-    }
-    fn delete_link(&self, repo_id: i64, key_id: i64) -> Result<bool> {
-        SqliteDb::delete_link(self, repo_id, key_id)
-    }
-    fn link_count(&self, key_id: i64) -> Result<i64> {
-        SqliteDb::link_count(self, key_id)
-    }
-    fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>> {
-        SqliteDb::linked_key(self, repo_id, key_id)
-    }
-    fn linked_keys(&self, repo_id: i64, offset: u64, limit: u32) -> Result<Vec<LinkedKey>> {
-        SqliteDb::linked_keys(self, repo_id, offset, limit)
-    }
-    fn count_linked_keys(&self, repo_id: i64) -> Result<u64> {
-        SqliteDb::count_linked_keys(self, repo_id)
-    }
-    fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
-        SqliteDb::links_of_key(self, key_id)
-    }
-    fn list_keys(&self, public_only: bool, offset: u64, limit: u32) -> Result<Vec<DeployKey>> {
-        SqliteDb::list_keys(self, public_only, offset, limit)
-    }
-    fn count_keys(&self, public_only: bool) -> Result<u64> {
-        SqliteDb::count_keys(self, public_only)
-    }
-    fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool> {
-        SqliteDb::key_accessible(self, key_id, user_id)
-    }
-    fn keys_in_common_repos(
-        &self,
-        target: i64,
-        viewer: Option<i64>,
-        offset: u64,
-        limit: u32,
-    ) -> Result<(Vec<DeployKey>, u64)> {
-        SqliteDb::keys_in_common_repos(self, target, viewer, offset, limit)
-    }
-    fn share_maintained_repo(&self, target: i64, viewer: i64) -> Result<bool> {
-        SqliteDb::share_maintained_repo(self, target, viewer)
-    }
-    fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool> {
-        SqliteDb::claim_signature(self, signature, expires_at)
-    }
-    fn insert_access_key(&self, user_id: i64, access_key: &str, secret_key: &str) -> Result<i64> {
-        SqliteDb::insert_access_key(self, user_id, access_key, secret_key)
-    }
-    fn access_key_owner(&self, access_key: &str) -> Result<Option<(User, String)>> {
-        SqliteDb::access_key_owner(self, access_key)
-    }
-    fn access_keys_of(&self, user_id: i64) -> Result<Vec<String>> {
-        SqliteDb::access_keys_of(self, user_id)
-    }
-    fn delete_access_key(&self, access_key: &str) -> Result<bool> {
-        SqliteDb::delete_access_key(self, access_key)
-    }
-    fn insert_submodule(&self, parent_id: i64, child_id: i64) -> Result<()> {
-        SqliteDb::insert_submodule(self, parent_id, child_id)
-    }
-    fn delete_submodule(&self, parent_id: i64, child_id: i64) -> Result<bool> {
-        SqliteDb::delete_submodule(self, parent_id, child_id)
-    }
-    fn submodule_ids(&self, parent_id: i64) -> Result<Vec<i64>> {
-        SqliteDb::submodule_ids(self, parent_id)
-    }
-    fn set_link_application(&self, repo_id: i64, key_id: i64, application: &str) -> Result<()> {
-        SqliteDb::set_link_application(self, repo_id, key_id, application)
-    }
-    fn link_application(&self, repo_id: i64, key_id: i64) -> Result<Option<String>> {
-        SqliteDb::link_application(self, repo_id, key_id)
-    }
-    fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        SqliteDb::list_namespaces(self)
-    }
-    fn namespace_roles(&self, namespace_id: i64, user_id: i64) -> Result<(bool, bool)> {
-        SqliteDb::namespace_roles(self, namespace_id, user_id)
-    }
-    fn namespace_key_ids(
-        &self,
-        namespace_id: i64,
-        viewer: Option<i64>,
-        offset: u64,
-        limit: u32,
-    ) -> Result<(Vec<i64>, u64)> {
-        SqliteDb::namespace_key_ids(self, namespace_id, viewer, offset, limit)
-    }
-    fn namespace_has_key(
-        &self,
-        namespace_id: i64,
-        viewer: Option<i64>,
-        key_id: i64,
-    ) -> Result<bool> {
-        SqliteDb::namespace_has_key(self, namespace_id, viewer, key_id)
-    }
-    fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
-        SqliteDb::linked_key_by_sha256(self, fingerprint)
-    }
-    fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
-        SqliteDb::touch_key_used(self, key_id, now, fresh_after)
-    }
-}
+});
 
 impl SqliteStore {
     /// Every row, in one read transaction, for `keygate db copy`.
