@@ -244,9 +244,21 @@ fn a_storm_on_both_gateways_then_sigkill_of_one_loses_no_acknowledged_write() {
     // Ids whose create was answered 201 and not deleted since; ids whose delete was answered 204.
     let live = Arc::new(Mutex::new(Vec::new()));
     let gone = Arc::new(Mutex::new(Vec::new()));
+    // Every answer given must be the success or a 503 to retry: never a 500 or another error.
+    let wrong = Arc::new(Mutex::new(Vec::new()));
+    let check = |wrong: &Mutex<Vec<String>>, what: &str, res: &common::Resp, ok: u16| {
+        let busy = res.status == 503 && res.header("retry-after").is_some();
+        if res.status != ok && !busy {
+            wrong
+                .lock()
+                .unwrap()
+                .push(format!("{what}: {} {}", res.status, res.body));
+        }
+    };
     let workers: Vec<_> = (0..4)
         .map(|w| {
             let (p, stop, live, gone) = (p.clone(), stop.clone(), live.clone(), gone.clone());
+            let wrong = wrong.clone();
             let killed_url = killed_url.clone();
             std::thread::spawn(move || {
                 let target = if w % 2 == 0 {
@@ -267,6 +279,7 @@ fn a_storm_on_both_gateways_then_sigkill_of_one_loses_no_acknowledged_write() {
                             .json(&json!({"title": format!("w{w}-{i}"), "key": fresh_key("storm")}))
                             .try_send();
                     let Some(created) = created else { break };
+                    check(&wrong, "create", &created, 201);
                     if created.status == 201 {
                         let id = created.json()["id"].as_i64().unwrap();
                         live.lock().unwrap().push(id);
@@ -283,6 +296,7 @@ fn a_storm_on_both_gateways_then_sigkill_of_one_loses_no_acknowledged_write() {
                         // leaves the set of acknowledged live keys either way.
                         live.lock().unwrap().retain(|x| *x != id);
                         let Some(deleted) = deleted else { break };
+                        check(&wrong, "delete", &deleted, 204);
                         if deleted.status == 204 {
                             gone.lock().unwrap().push(id);
                         }
@@ -299,6 +313,11 @@ fn a_storm_on_both_gateways_then_sigkill_of_one_loses_no_acknowledged_write() {
     for w in workers {
         w.join().unwrap();
     }
+    let wrong = wrong.lock().unwrap().clone();
+    assert!(
+        wrong.is_empty(),
+        "answers that were neither success nor 503: {wrong:?}"
+    );
     let (live, gone) = (live.lock().unwrap().clone(), gone.lock().unwrap().clone());
     assert!(
         live.len() >= 4 && gone.len() >= 4,
