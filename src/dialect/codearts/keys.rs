@@ -1,12 +1,10 @@
 //! The CodeArts deploy-key routes: v1/v2 add and delete, v4 lists, checks, removal and submodule sync.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 use super::call::{Body, Call, group_id, key_id, project_id, repository, window};
 use super::error::{CaError, Enveloped, Reply};
-use super::wire::{KeyResult, codearts_time, listed, success};
+use super::wire::{self, KeyResult, codearts_time, listed, success};
 use crate::core::{Added, Conflict, DeployKey, Error};
 use crate::http::State;
 
@@ -153,10 +151,7 @@ pub(super) async fn check_repository(
             core.repo_has_key(who, &repo, &key)
         })
         .await?;
-    Ok(crate::dialect::json(
-        StatusCode::OK,
-        &json!({ "exists": exists }),
-    ))
+    Ok(wire::exists(exists))
 }
 
 pub(super) async fn check_group(
@@ -171,10 +166,7 @@ pub(super) async fn check_group(
             core.group_has_key(who, id, &key)
         })
         .await?;
-    Ok(crate::dialect::json(
-        StatusCode::OK,
-        &json!({ "exists": exists }),
-    ))
+    Ok(wire::exists(exists))
 }
 
 pub(super) async fn sync_submodules(

@@ -58,3 +58,8 @@ pub(super) fn listed(items: &[DeployKey], total: u64) -> HttpResponse {
         .insert(HeaderName::from_static("x-total"), HeaderValue::from(total));
     res
 }
+
+/// check-key's answer: `{"exists": bool}`.
+pub(super) fn exists(found: bool) -> HttpResponse {
+    crate::dialect::json(StatusCode::OK, &json!({ "exists": found }))
+}

@@ -129,16 +129,12 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(StoreError::from)?;
-        let out = f(&SqliteDb { conn: &tx })?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
+        self.transaction(TransactionBehavior::Deferred, f)
     }
 
     /// Runs `f` in one IMMEDIATE transaction: it either commits whole (durably) or not at all.
+    /// IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
+    /// failing with SQLITE_BUSY when a read transaction tries to upgrade.
     pub fn write<T, E>(
         &self,
         f: impl FnOnce(&Db) -> std::result::Result<T, E>,
@@ -146,11 +142,20 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
+        self.transaction(TransactionBehavior::Immediate, f)
+    }
+
+    fn transaction<T, E>(
+        &self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Db) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let mut conn = self.pool.get().map_err(StoreError::from)?;
-        // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
-        // failing with SQLITE_BUSY when a read transaction tries to upgrade.
         let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction_with_behavior(behavior)
             .map_err(StoreError::from)?;
         let out = f(&SqliteDb { conn: &tx })?;
         tx.commit().map_err(StoreError::from)?;
