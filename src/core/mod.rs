@@ -115,6 +115,18 @@ impl Core {
         &self.policy
     }
 
+    /// Runs `f`, a request that only reads, with all its reads (authentication included) in one
+    /// snapshot where the store can (`Store::session`). Nothing is cached across requests: the
+    /// next request reads anew, so a revocation counts at once.
+    pub fn read_session<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.store.session(f)
+    }
+
+    /// Whether read-only requests may run on the async worker (`Store::reads_inline`).
+    pub fn reads_inline(&self) -> bool {
+        self.store.reads_inline()
+    }
+
     /// The user behind a personal token; unknown and expired tokens look the same.
     pub fn authenticate_token(&self, token: &str) -> Result<Principal> {
         let hash = crate::auth::token_hash(token);

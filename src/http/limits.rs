@@ -71,6 +71,10 @@ pub async fn body_deadline(
     else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
+    // No Content-Length and no chunked body (most reads): nothing can be slow to arrive.
+    if matches!(req.parts().1, Payload::None) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
     let payload = std::mem::replace(req.parts_mut().1, Payload::None);
     match actix_web::rt::time::timeout(deadline.timeout, prefetch(payload)).await {
         Ok(chunks) => {

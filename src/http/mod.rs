@@ -36,23 +36,27 @@ pub async fn request_log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let id = hex::encode(crate::auth::random_bytes::<16>());
+    // An id only has to tell requests apart in logs, not be unguessable: a per-thread generator
+    // spares a system call per request.
+    let id = format!("{:032x}", fastrand::u128(..));
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let path = req.path().to_string();
+    let logged =
+        log::log_enabled!(log::Level::Info).then(|| (req.method().clone(), req.path().to_string()));
     let mut res = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(HeaderName::from_static("x-request-id"), value);
     }
-    log::info!(
-        "{} {} {} {:.1}ms id={}",
-        method,
-        path,
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        id
-    );
+    if let Some((method, path)) = logged {
+        log::info!(
+            "{} {} {} {:.1}ms id={}",
+            method,
+            path,
+            res.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            id
+        );
+    }
     Ok(res)
 }
 
@@ -130,6 +134,21 @@ where
     web::block(f)
         .await
         .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// Runs core work that only reads, in one read session: on SQLite right on the async worker (a
+/// hop to the blocking pool and back cost more than the reads themselves), elsewhere off it like
+/// `blocking`.
+pub async fn reading<T, F>(core: &Core, f: F) -> Result<T, Error>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    if core.reads_inline() {
+        return core.read_session(f);
+    }
+    let core = core.clone();
+    blocking(move || core.read_session(f)).await
 }
 
 /// Logs an internal error with its request id; clients only ever see a generic message.

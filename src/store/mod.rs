@@ -173,6 +173,22 @@ impl Store {
         }
     }
 
+    /// Runs `f` with its reads sharing one snapshot and one transaction, on this thread's own
+    /// connection (SQLite). On PostgreSQL each read keeps its own transaction, as before.
+    pub fn session<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.backend {
+            Backend::Sqlite(s) => s.session(f),
+            Backend::Postgres(_) => f(),
+        }
+    }
+
+    /// Whether a request that only reads may run on the async worker itself: SQLite's readers
+    /// never wait for writers (WAL) and a session never waits for a pooled connection, whereas a
+    /// PostgreSQL read waits on the network.
+    pub fn reads_inline(&self) -> bool {
+        matches!(self.backend, Backend::Sqlite(_))
+    }
+
     /// Runs `f` in one write transaction: it either commits whole (durably) or not at all. On
     /// PostgreSQL `f` may run more than once, when a concurrent writer forced a retry; only the
     /// run that commits counts, so `f` must not act outside the transaction.

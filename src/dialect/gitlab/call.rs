@@ -147,7 +147,7 @@ impl Call {
         let core = state.core.clone();
         let token = self.token.clone();
         let write = self.write;
-        let outcome = blocking(move || {
+        let work = move || {
             let who = core.authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?)?;
             Ok(match args {
                 Ok(args) => op(&core, &who, args).map_err(GlError::core),
@@ -162,8 +162,12 @@ impl Call {
                         .and(Err(bad))
                 }
             })
-        })
-        .await;
+        };
+        let outcome = if write {
+            blocking(work).await
+        } else {
+            http::reading(&state.core, work).await
+        };
         let result = outcome.unwrap_or_else(|err| Err(GlError::core(err)));
         if let Err(GlError::Core {
             err: err @ Error::Internal(_),

@@ -22,34 +22,40 @@ use v3::{v3_create, v3_delete, v3_enable, v3_get, v3_list};
 const OPENAPI: &str = include_str!("../../../dialects/gitlab.yaml");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // One resource per path, the deploy-key paths first: actix tries the patterns in order, and
+    // each dynamic one is a regex run. Other methods on a known path answer the same 404 as an
+    // unknown path (`resource`), as before the routes were grouped.
     cfg.service(
         web::scope("/api/v4")
-            .route("/openapi.yaml", web::get().to(openapi))
-            .route("/deploy_keys", web::get().to(admin_list))
-            .route("/deploy_keys", web::post().to(admin_create))
-            .route("/keys", web::get().to(key_by_fingerprint))
-            .route("/projects/{id}", web::get().to(project))
-            .route("/projects/{id}/deploy_keys", web::get().to(list))
-            .route("/projects/{id}/deploy_keys", web::post().to(create))
-            .route("/projects/{id}/deploy_keys/{key_id}", web::get().to(get))
-            .route("/projects/{id}/deploy_keys/{key_id}", web::put().to(update))
-            .route(
-                "/projects/{id}/deploy_keys/{key_id}",
-                web::delete().to(delete),
+            .service(
+                resource("/projects/{id}/deploy_keys/{key_id}")
+                    .route(web::get().to(get))
+                    .route(web::put().to(update))
+                    .route(web::delete().to(delete)),
             )
-            .route(
-                "/projects/{id}/deploy_keys/{key_id}/enable",
-                web::post().to(enable),
+            .service(
+                resource("/projects/{id}/deploy_keys")
+                    .route(web::get().to(list))
+                    .route(web::post().to(create)),
             )
-            .route(
-                "/users/{user}/project_deploy_keys",
-                web::get().to(user_keys),
+            .service(
+                resource("/projects/{id}/deploy_keys/{key_id}/enable")
+                    .route(web::post().to(enable)),
             )
-            .route("/user", web::get().to(me))
-            .route("/users", web::get().to(users))
-            .route("/users/{id}", web::get().to(user))
-            .route("/version", web::get().to(metadata))
-            .route("/metadata", web::get().to(metadata))
+            .service(
+                resource("/deploy_keys")
+                    .route(web::get().to(admin_list))
+                    .route(web::post().to(admin_create)),
+            )
+            .service(resource("/keys").route(web::get().to(key_by_fingerprint)))
+            .service(resource("/projects/{id}").route(web::get().to(project)))
+            .service(resource("/users/{user}/project_deploy_keys").route(web::get().to(user_keys)))
+            .service(resource("/user").route(web::get().to(me)))
+            .service(resource("/users").route(web::get().to(users)))
+            .service(resource("/users/{id}").route(web::get().to(user)))
+            .service(resource("/version").route(web::get().to(metadata)))
+            .service(resource("/metadata").route(web::get().to(metadata)))
+            .service(resource("/openapi.yaml").route(web::get().to(openapi)))
             .default_service(web::to(not_found)),
     );
     // GitLab 8.x-10.x served every route under both names; old scripts still use `keys`.
@@ -67,6 +73,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/{key_id}/disable", web::delete().to(v3_delete)),
         );
     }
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(not_found))
 }
 
 async fn openapi() -> HttpResponse {

@@ -2,13 +2,15 @@
 
 mod groups;
 mod queries;
+mod session;
 mod ssh;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use super::contract::forward_queries;
 use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
@@ -27,6 +29,9 @@ const MIGRATIONS: &[&str] = &[
 /// How long a writer waits for another writer before the request is answered as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_SIZE: u32 = 8;
+/// Prepared statements kept per connection. rusqlite's default of 16 is fewer than the statements
+/// of one busy mix of routes, and a statement evicted is parsed again on its next use.
+const STATEMENT_CACHE: usize = 128;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -58,6 +63,18 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    sessions: Arc<session::Sessions>,
+}
+
+/// What every connection to the database is set to, pooled or a session's.
+fn prepare_connection(conn: &Connection) -> rusqlite::Result<()> {
+    // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
+    // acknowledged revocation must never come back. See docs/operations.md.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.busy_timeout(BUSY_TIMEOUT)
 }
 
 impl SqliteStore {
@@ -65,14 +82,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         // Before SQLite touches anything: it gives the -wal and -shm files the database file's mode.
         create_private(path)?;
-        let manager = SqliteConnectionManager::file(path).with_init(|conn| {
-            // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
-            // acknowledged revocation must never come back. See docs/operations.md.
-            conn.execute_batch(
-                "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
-            )?;
-            conn.busy_timeout(BUSY_TIMEOUT)
-        });
+        let manager = SqliteConnectionManager::file(path).with_init(|c| prepare_connection(c));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             // A request that cannot get a connection in time is answered "busy" (503), like one
@@ -80,7 +90,10 @@ impl SqliteStore {
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(StoreError::Pool)?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            sessions: Arc::new(session::Sessions::new(path)),
+        };
         {
             let mut conn = store.pool.get().map_err(StoreError::Pool)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -121,7 +134,8 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on a pooled connection in a DEFERRED transaction, so all its statements see one snapshot.
+    /// Runs `f` in a DEFERRED transaction, so all its statements see one snapshot: the open
+    /// session's, when this thread is inside `session`, else a new one on a pooled connection.
     pub fn read<T, E>(
         &self,
         f: impl FnOnce(&Db) -> std::result::Result<T, E>,
@@ -129,7 +143,29 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        self.transaction(TransactionBehavior::Deferred, f)
+        if let Some(conn) = self.sessions.current() {
+            return f(&SqliteDb { conn });
+        }
+        let conn = self.pool.get().map_err(StoreError::from)?;
+        session::execute(&conn, "BEGIN").map_err(StoreError::from)?;
+        // A read changes nothing, so how it ends only matters for releasing the snapshot; the
+        // guard also ends it when `f` panics, before the connection goes back to the pool.
+        struct End<'a>(&'a Connection);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                if session::execute(self.0, "COMMIT").is_err() {
+                    let _ = session::execute(self.0, "ROLLBACK");
+                }
+            }
+        }
+        let _end = End(&conn);
+        f(&SqliteDb { conn: &conn })
+    }
+
+    /// Runs `f`, with every read it makes on this thread sharing one transaction (see
+    /// `session::Sessions::run`). For requests that only read, run on an async worker.
+    pub fn session<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.sessions.run(f)
     }
 
     /// Runs `f` in one IMMEDIATE transaction: it either commits whole (durably) or not at all.
@@ -142,7 +178,9 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        self.transaction(TransactionBehavior::Immediate, f)
+        let out = self.transaction(TransactionBehavior::Immediate, f);
+        self.sessions.refresh();
+        out
     }
 
     fn transaction<T, E>(
@@ -165,7 +203,7 @@ impl SqliteStore {
 
 /// A connection inside a transaction opened by `SqliteStore::read` or `SqliteStore::write`.
 pub struct SqliteDb<'a> {
-    conn: &'a Transaction<'a>,
+    conn: &'a Connection,
 }
 
 // Each statement lives once, as an inherent method in queries.rs, groups.rs or ssh.rs; the
