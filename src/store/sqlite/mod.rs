@@ -1,6 +1,8 @@
 //! The SQLite backend: the connection pool, migrations, transactions and every SQLite statement.
 
 mod groups;
+#[cfg(test)]
+mod plans;
 mod queries;
 mod ssh;
 
