@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use keygate::store::{Db, NewKey, Role, Scope, Store, StoreError};
+use keygate::store::{Db, KeyRange, NewKey, Role, Scope, Store, StoreError};
 
 /// A fresh store per backend: SQLite always, PostgreSQL when the tests have a server.
 fn backends() -> Vec<(&'static str, Store, Keep)> {
@@ -333,7 +333,10 @@ conformance!(keys_links_conflicts_and_orphans, |store| {
     let page = r(&store, |db| db.linked_keys(r1, 1, 1));
     assert_eq!(page.iter().map(|l| l.key.id).collect::<Vec<_>>(), vec![k2]);
     assert!(r(&store, |db| db.linked_keys(r1, 2, 10)).is_empty());
-    assert_eq!(r(&store, |db| db.count_linked_keys(r1)), 2);
+    assert_eq!(r(&store, |db| db.count_linked_keys(r1, u64::MAX)), 2);
+    // A capped count stops at the cap.
+    assert_eq!(r(&store, |db| db.count_linked_keys(r1, 1)), 1);
+    assert_eq!(r(&store, |db| db.count_linked_keys(r1, 3)), 2);
     let links = r(&store, |db| db.links_of_key(k1));
     assert_eq!(
         links.iter().map(|l| l.repo.id).collect::<Vec<_>>(),
@@ -341,13 +344,46 @@ conformance!(keys_links_conflicts_and_orphans, |store| {
     );
     assert!(links[0].id < links[1].id && links[1].can_push);
 
-    let all = r(&store, |db| db.list_keys(false, 0, 10));
-    assert_eq!(all.iter().map(|k| k.id).collect::<Vec<_>>(), vec![k1, k2]);
-    assert_eq!(r(&store, |db| db.list_keys(false, 1, 10)).len(), 1);
-    let public = r(&store, |db| db.list_keys(true, 0, 10));
-    assert_eq!(public.iter().map(|k| k.id).collect::<Vec<_>>(), vec![k2]);
-    assert_eq!(r(&store, |db| db.count_keys(false)), 2);
-    assert_eq!(r(&store, |db| db.count_keys(true)), 1);
+    let every = KeyRange::default();
+    let ids = |range: KeyRange, offset: u64, limit: u32| -> Vec<i64> {
+        r(&store, |db| db.list_keys(range, offset, limit))
+            .iter()
+            .map(|k| k.id)
+            .collect()
+    };
+    assert_eq!(ids(every, 0, 10), vec![k1, k2]);
+    assert_eq!(ids(every, 1, 10).len(), 1);
+    let public = KeyRange {
+        public_only: true,
+        ..every
+    };
+    assert_eq!(ids(public, 0, 10), vec![k2]);
+    // Keyset ranges: ids strictly between the bounds, either way round.
+    let newest_first = KeyRange {
+        descending: true,
+        ..every
+    };
+    assert_eq!(ids(newest_first, 0, 10), vec![k2, k1]);
+    assert_eq!(ids(newest_first, 0, 1), vec![k2]);
+    let after_k1 = KeyRange {
+        after: Some(k1),
+        ..every
+    };
+    assert_eq!(ids(after_k1, 0, 10), vec![k2]);
+    let before_k2 = KeyRange {
+        before: Some(k2),
+        ..newest_first
+    };
+    assert_eq!(ids(before_k2, 0, 10), vec![k1]);
+    let public_before_k2 = KeyRange {
+        public_only: true,
+        ..before_k2
+    };
+    assert!(ids(public_before_k2, 0, 10).is_empty());
+    assert_eq!(r(&store, |db| db.count_keys(false, u64::MAX)), 2);
+    assert_eq!(r(&store, |db| db.count_keys(true, u64::MAX)), 1);
+    assert_eq!(r(&store, |db| db.count_keys(false, 1)), 1);
+    assert_eq!(r(&store, |db| db.count_keys(true, 0)), 0);
 
     // A key still linked, or public, is never removed as an orphan.
     assert!(!w(&store, |db| db.delete_key_if_orphaned(k1)));
@@ -621,7 +657,7 @@ conformance!(
             })
             .collect();
         assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-        assert_eq!(r(&store, |db| db.count_keys(false)), 1);
+        assert_eq!(r(&store, |db| db.count_keys(false, u64::MAX)), 1);
     }
 );
 

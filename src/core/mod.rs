@@ -10,7 +10,7 @@ mod ssh;
 pub mod text;
 
 pub use crate::store::{
-    DeployKey, KeyLink, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
+    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
 };
 pub use error::{Conflict, Denied, Error, Field, Missing, Problem};
 pub use key::{KeyError, KeyPolicy, PublicKey};
@@ -161,11 +161,22 @@ impl Core {
         repo: &RepoRef,
         window: Window,
     ) -> Result<Paged<LinkedKey>> {
+        self.list_keys_counted_to(who, repo, window, u64::MAX)
+    }
+
+    /// A page of the repository's keys, its total counted no further than `count_to`.
+    pub fn list_keys_counted_to(
+        &self,
+        who: &Principal,
+        repo: &RepoRef,
+        window: Window,
+        count_to: u64,
+    ) -> Result<Paged<LinkedKey>> {
         self.store.read(|db| {
             let repo = managed_repo(db, who, repo)?;
             Ok(Paged {
                 items: db.linked_keys(repo.id, window.offset, window.limit)?,
-                total: db.count_linked_keys(repo.id)?,
+                total: db.count_linked_keys(repo.id, count_to)?,
             })
         })
     }
@@ -313,30 +324,40 @@ impl Core {
         })
     }
 
-    /// Every key on the instance (admins only), each with the repositories it is attached to.
+    /// Every key on the instance (admins only), each with the repositories it is attached to;
+    /// the total is counted no further than `count_to`.
     pub fn all_keys(
         &self,
         who: &Principal,
         public_only: bool,
         window: Window,
+        count_to: u64,
     ) -> Result<Paged<KeyWithRepos>> {
         require_admin(who)?;
         self.store.read(|db| {
-            let keys = db.list_keys(public_only, window.offset, window.limit)?;
-            let mut items = Vec::with_capacity(keys.len());
-            for key in keys {
-                let repos = db
-                    .links_of_key(key.id)?
-                    .into_iter()
-                    .map(|link| (link.repo, link.can_push))
-                    .collect();
-                items.push((key, repos));
-            }
+            let range = KeyRange {
+                public_only,
+                ..KeyRange::default()
+            };
+            let keys = db.list_keys(range, window.offset, window.limit)?;
             Ok(Paged {
-                items,
-                total: db.count_keys(public_only)?,
+                items: with_repos(db, keys)?,
+                total: db.count_keys(public_only, count_to)?,
             })
         })
+    }
+
+    /// The first `limit` keys of `range` (admins only), each with its repositories: a keyset page,
+    /// as costly at the millionth key as at the first, and never counted.
+    pub fn keys_in_range(
+        &self,
+        who: &Principal,
+        range: KeyRange,
+        limit: u32,
+    ) -> Result<Vec<KeyWithRepos>> {
+        require_admin(who)?;
+        self.store
+            .read(|db| with_repos(db, db.list_keys(range, 0, limit)?))
     }
 
     /// Creates an instance-wide (public) key attached to no repository (admins only).
@@ -488,6 +509,20 @@ fn new_key<'a>(
 }
 
 /// The title and expiry of a key about to be created or attached.
+/// Each key with the repositories it is attached to: one probe of the links' `key_id` index a key.
+fn with_repos(db: &Db, keys: Vec<DeployKey>) -> Result<Vec<KeyWithRepos>> {
+    let mut items = Vec::with_capacity(keys.len());
+    for key in keys {
+        let repos = db
+            .links_of_key(key.id)?
+            .into_iter()
+            .map(|link| (link.repo, link.can_push))
+            .collect();
+        items.push((key, repos));
+    }
+    Ok(items)
+}
+
 fn check_details(submission: &KeySubmission) -> Result<()> {
     check_title(&submission.title)?;
     if submission.expires_at.is_some_and(|at| at <= now_ms()) {

@@ -27,6 +27,15 @@ impl Pagination {
         }
     }
 
+    /// How far to count a list whose totals are shown only up to `shown`: past `shown` (so the
+    /// totals can be left out) and past this page (so the next page is known to exist) but no
+    /// further, so page 1 of a million rows counts `shown + 1` of them. A deeper page counts
+    /// as far as its `OFFSET` walks anyway.
+    pub fn count_to(&self, shown: u64) -> u64 {
+        let window = self.window();
+        (shown + 1).max(window.offset + u64::from(window.limit) + 1)
+    }
+
     /// At least 1, even for an empty list.
     pub fn total_pages(&self, total: u64) -> u64 {
         total.div_ceil(u64::from(self.per_page)).max(1)

@@ -1,8 +1,8 @@
 //! The storage contract: every query the core may run, one method each, implemented once per backend.
 
 use super::{
-    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, StoreError, Token,
-    User,
+    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope,
+    StoreError, Token, User,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -86,12 +86,15 @@ pub trait Queries {
     fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>>;
     /// One page of a repository's keys in the order they were attached.
     fn linked_keys(&self, repo_id: i64, offset: u64, limit: u32) -> Result<Vec<LinkedKey>>;
-    fn count_linked_keys(&self, repo_id: i64) -> Result<u64>;
+    /// How many keys the repository has, counting no further than `upto`: a list that only needs
+    /// to know whether there are more than so many must not walk them all.
+    fn count_linked_keys(&self, repo_id: i64, upto: u64) -> Result<u64>;
     /// Every repository a key is attached to, with its push permission there.
     fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>>;
-    /// One page of all keys (optionally only instance-wide ones), newest id last.
-    fn list_keys(&self, public_only: bool, offset: u64, limit: u32) -> Result<Vec<DeployKey>>;
-    fn count_keys(&self, public_only: bool) -> Result<u64>;
+    /// One page of the keys in `range`, in its id order, `offset` rows in.
+    fn list_keys(&self, range: KeyRange, offset: u64, limit: u32) -> Result<Vec<DeployKey>>;
+    /// How many keys there are (optionally only instance-wide ones), counting no further than `upto`.
+    fn count_keys(&self, public_only: bool, upto: u64) -> Result<u64>;
     /// Whether a user may reuse a key: their own, an instance key, or one on a repository they maintain.
     fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool>;
     /// Keys on repositories that `target` maintains and `viewer` maintains too (`None`: an admin, who sees all).
@@ -154,7 +157,7 @@ pub trait Queries {
         key_id: i64,
     ) -> Result<bool>;
     /// The key with this SHA256 fingerprint, if it is attached to at least one repository: one
-    /// lookup on the fingerprint's unique index and one probe of `key_links_key`.
+    /// lookup on the fingerprint's unique index and one probe of the links' index on `key_id`.
     fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>>;
     /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
     fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool>;
@@ -297,17 +300,17 @@ macro_rules! forward_queries {
             fn linked_keys(&self, repo_id: i64, offset: u64, limit: u32) -> Result<Vec<LinkedKey>> {
                 $ty::linked_keys(self, repo_id, offset, limit)
             }
-            fn count_linked_keys(&self, repo_id: i64) -> Result<u64> {
-                $ty::count_linked_keys(self, repo_id)
+            fn count_linked_keys(&self, repo_id: i64, upto: u64) -> Result<u64> {
+                $ty::count_linked_keys(self, repo_id, upto)
             }
             fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
                 $ty::links_of_key(self, key_id)
             }
-            fn list_keys(&self, public_only: bool, offset: u64, limit: u32) -> Result<Vec<DeployKey>> {
-                $ty::list_keys(self, public_only, offset, limit)
+            fn list_keys(&self, range: KeyRange, offset: u64, limit: u32) -> Result<Vec<DeployKey>> {
+                $ty::list_keys(self, range, offset, limit)
             }
-            fn count_keys(&self, public_only: bool) -> Result<u64> {
-                $ty::count_keys(self, public_only)
+            fn count_keys(&self, public_only: bool, upto: u64) -> Result<u64> {
+                $ty::count_keys(self, public_only, upto)
             }
             fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool> {
                 $ty::key_accessible(self, key_id, user_id)

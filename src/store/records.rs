@@ -116,6 +116,19 @@ pub struct KeyLink {
     pub updated_at: i64,
 }
 
+/// Which of the instance's keys a list walks, and in which direction: ids strictly between
+/// `after` and `before` (unbounded when `None`), so a keyset page starts at its cursor on the
+/// primary key instead of walking `OFFSET` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyRange {
+    /// Only instance-wide keys.
+    pub public_only: bool,
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    /// Newest id first.
+    pub descending: bool,
+}
+
 /// Everything needed to insert a key row; the caller has parsed and checked it.
 #[derive(Debug, Clone)]
 pub struct NewKey<'a> {

@@ -453,6 +453,23 @@ def test_admin_list_get_all_pages(gw, root, widgets, ssh_keys):
     assert [len(r.json()) for r in root.recorder.calls("GET")] == [20, 3]
 
 
+def test_admin_list_keyset_iterator_follows_the_cursor(gw, root, widgets, ssh_keys):
+    """GitLab's keyset pagination as python-gitlab drives it: newest first, one Link rel=next a page."""
+    ids = [create(widgets, k).id for k in ssh_keys.many(23, "keyset")]
+    root.recorder.clear()
+    it = root.deploykeys.list(iterator=True, pagination="keyset", order_by="id", per_page=10)
+    assert [k.id for k in it] == sorted(ids, reverse=True)
+    # No totals on a keyset page, as GitLab: python-gitlab says None.
+    assert it.total is None and it.total_pages is None
+    calls = root.recorder.calls("GET")
+    assert [len(r.json()) for r in calls] == [10, 10, 3, 0]
+    for r in calls[1:]:
+        query = parse_qs(urlsplit(r.request.url).query)
+        assert query["pagination"] == ["keyset"] and "id_before" in query and "page" not in query
+        assert r.request.url.startswith(gw.url)
+    assert "link" not in calls[-1].headers
+
+
 def test_admin_create_instance_key_is_public(gw, root, widgets, ssh_keys):
     key = ssh_keys.new("instance")
     d = root.deploykeys.create({"title": "instance key", "key": key.public})

@@ -6,10 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::error::GlError;
-use crate::core::{Core, Error, Gate, KeySubmission, Principal, RepoRef};
+use crate::core::{Core, Error, Gate, KeyRange, KeySubmission, Principal, RepoRef};
 use crate::dialect::{json, parse_time};
 use crate::http::{self, Pagination, Params, State, base_url, blocking, link_header};
 
+/// GitLab counts a list no further than this: above it `X-Total`, `X-Total-Pages` and
+/// `rel="last"` are left out (Kaminari's `without_count`), and counting on would cost O(n).
+pub(super) const COUNT_LIMIT: u64 = 10_000;
 const DEFAULT_PER_PAGE: u32 = 20;
 /// Query parameters a `Link` URL keeps besides `page` and `per_page`.
 const LINK_PARAMS: [&str; 2] = ["public", "username"];
@@ -22,6 +25,14 @@ pub(super) struct Call {
     /// Whether the route changes anything: a read-only token is refused before anything else.
     write: bool,
     request_id: String,
+}
+
+/// A keyset page as GitLab's `pagination=keyset` asks for it: ids past a cursor, one way.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Keyset {
+    /// Everything but `public_only`, which the route sets.
+    pub(super) range: KeyRange,
+    pub(super) per_page: u32,
 }
 
 /// What a route needs beyond a valid token (owned, to cross into the blocking pool).
@@ -85,6 +96,47 @@ impl Call {
             DEFAULT_PER_PAGE,
             MAX_PER_PAGE,
         ))
+    }
+
+    /// `Some` when the client asked for `pagination=keyset`. GitLab orders a keyset list by id only
+    /// (405 otherwise), newest first unless `sort=asc`; the cursor is `id_after` ascending and
+    /// `id_before` descending, and either bound may be given as a filter.
+    pub(super) fn keyset(&self) -> Result<Option<Keyset>, GlError> {
+        if self.string("pagination")?.as_deref() != Some("keyset") {
+            return Ok(None);
+        }
+        if self.string("order_by")?.is_some_and(|o| o != "id") {
+            return Err(GlError::KeysetUnavailable);
+        }
+        let descending = match self.string("sort")?.as_deref() {
+            None | Some("desc") => true,
+            Some("asc") => false,
+            Some(_) => return Err(GlError::NotAValue("sort")),
+        };
+        let bound = |name: &'static str| {
+            self.params
+                .integer(name)
+                .map_err(|_| GlError::InvalidParam(name))
+        };
+        Ok(Some(Keyset {
+            range: KeyRange {
+                public_only: false,
+                after: bound("id_after")?,
+                before: bound("id_before")?,
+                descending,
+            },
+            per_page: self.pagination()?.per_page,
+        }))
+    }
+
+    /// The list filters a `Link` URL carries: never credentials (`private_token`, `job_token`, …)
+    /// or `sudo`, which may ride in the query too, and a URL handed back must not repeat.
+    fn link_query(&self, keep: &[&str]) -> Vec<(String, String)> {
+        self.params
+            .text_pairs()
+            .into_iter()
+            .filter(|(k, _)| LINK_PARAMS.contains(&k.as_str()) || keep.contains(&k.as_str()))
+            .collect()
     }
 
     pub(super) fn string(&self, name: &'static str) -> Result<Option<String>, GlError> {
@@ -198,6 +250,8 @@ pub(super) fn key_id(req: &HttpRequest) -> Result<i64, GlError> {
 }
 
 /// A 200 list with GitLab's pagination headers and an absolute `Link` on the client-visible base.
+/// `total` is counted to at least `page.count_to(COUNT_LIMIT)`: above `COUNT_LIMIT` the totals
+/// and `rel="last"` are left out, and whether a next page exists is still known.
 pub(super) fn paged<T: Serialize>(
     req: &HttpRequest,
     state: &State,
@@ -206,9 +260,11 @@ pub(super) fn paged<T: Serialize>(
     total: u64,
     items: &[T],
 ) -> HttpResponse {
+    let counted = total <= COUNT_LIMIT;
     let last = page.total_pages(total);
     let mut rels: Vec<(&str, u64)> = Vec::with_capacity(4);
-    // Past the last page there is no previous page either, as Kaminari has it.
+    // Past the last page there is no previous page either, as Kaminari has it. A total counted
+    // only to `count_to` still reaches past this page, so both hold above `COUNT_LIMIT` too.
     let prev = (page.page > 1 && page.page <= last).then(|| page.page - 1);
     let next = (page.page < last).then_some(page.page + 1);
     if let Some(p) = prev {
@@ -218,19 +274,13 @@ pub(super) fn paged<T: Serialize>(
         rels.push(("next", n));
     }
     rels.push(("first", 1));
-    rels.push(("last", last));
-    // Only list filters are carried into the links: credentials (`private_token`, `job_token`, …)
-    // and `sudo` may ride in the query, and a URL handed back must never repeat them.
-    let query: Vec<(String, String)> = call
-        .params
-        .text_pairs()
-        .into_iter()
-        .filter(|(k, _)| LINK_PARAMS.contains(&k.as_str()))
-        .collect();
+    if counted {
+        rels.push(("last", last));
+    }
     let link = link_header(
         &base_url(req, state),
         req.path(),
-        &query,
+        &call.link_query(&[]),
         page.per_page,
         &rels,
     );
@@ -251,8 +301,47 @@ pub(super) fn paged<T: Serialize>(
         "x-prev-page",
         prev.map(|p| p.to_string()).unwrap_or_default(),
     );
-    set("x-total", total.to_string());
-    set("x-total-pages", last.to_string());
+    if counted {
+        set("x-total", total.to_string());
+        set("x-total-pages", last.to_string());
+    }
     set("link", link);
+    res
+}
+
+/// A 200 keyset page as GitLab answers it: no `X-*` headers, only an absolute `Link` with
+/// `rel="next"`, whose cursor is the last id of this page. An empty page, the end of the walk,
+/// has no `Link` at all. `last_id` is that of the page's last row, if any.
+pub(super) fn keyset_paged<T: Serialize>(
+    req: &HttpRequest,
+    state: &State,
+    call: &Call,
+    keyset: Keyset,
+    last_id: Option<i64>,
+    items: &[T],
+) -> HttpResponse {
+    let mut res = json(StatusCode::OK, items);
+    let Some(last_id) = last_id else {
+        return res;
+    };
+    let (cursor, other) = if keyset.range.descending {
+        ("id_before", "id_after")
+    } else {
+        ("id_after", "id_before")
+    };
+    let mut pairs = call.link_query(&["pagination", "order_by", "sort", other]);
+    pairs.push((cursor.to_string(), last_id.to_string()));
+    pairs.push(("per_page".to_string(), keyset.per_page.to_string()));
+    // Rails' `to_query` sorts the parameters; clients follow the URL as it is.
+    pairs.sort();
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    let link = format!(
+        "<{}{}?{query}>; rel=\"next\"",
+        base_url(req, state),
+        req.path()
+    );
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        res.headers_mut().insert(header::LINK, v);
+    }
     res
 }

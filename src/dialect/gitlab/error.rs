@@ -25,6 +25,10 @@ pub(super) enum GlError {
     BadFingerprint,
     Body(BodyError),
     NoRoute,
+    /// `pagination=keyset` ordered by something other than the id.
+    KeysetUnavailable,
+    /// A parameter outside its allowed values, as Grape's `values:` words it.
+    NotAValue(&'static str),
 }
 
 pub(super) const NOT_FOUND: &str = "404 Not found";
@@ -128,6 +132,7 @@ impl ResponseError for GlError {
             },
             GlError::Body(BodyError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             GlError::NoRoute => StatusCode::NOT_FOUND,
+            GlError::KeysetUnavailable => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -200,6 +205,12 @@ impl ResponseError for GlError {
             GlError::Body(err) => json!({ "error": err.to_string() }),
             GlError::BadFingerprint => json!({"message": "Failed to return the key"}),
             GlError::NoRoute => json!({"error": "404 Not Found"}),
+            GlError::KeysetUnavailable => {
+                json!({"error": "Keyset pagination is not yet available for this type of request"})
+            }
+            GlError::NotAValue(name) => {
+                json!({ "error": format!("{name} does not have a valid value") })
+            }
         };
         with_retry_after(json_response(status, &body))
     }

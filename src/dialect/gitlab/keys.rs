@@ -7,7 +7,7 @@ use actix_web::http::header::{Header, IfUnmodifiedSince};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::call::{Call, Need, key_id, paged, project_ref};
+use super::call::{COUNT_LIMIT, Call, Need, key_id, keyset_paged, paged, project_ref};
 use super::error::{DEPLOY_KEY_NOT_FOUND, GlError, Reply};
 use super::wire::{AdminKeyBody, KeyBody, admin_body, key_body, linked_body};
 use crate::core::{DeployKey, LinkedKey, Paged, Reuse, UserRef};
@@ -25,7 +25,13 @@ pub(super) async fn op_list(
             state,
             Need::Manage(repo.clone()),
             call.pagination(),
-            move |core, who, page| Ok((page, core.list_keys(who, &repo, page.window())?)),
+            move |core, who, page| {
+                let count_to = page.count_to(COUNT_LIMIT);
+                Ok((
+                    page,
+                    core.list_keys_counted_to(who, &repo, page.window(), count_to)?,
+                ))
+            },
         )
         .await?;
     Ok((call, page, keys))
@@ -181,23 +187,47 @@ pub(super) async fn enable(
     Ok(json_response(StatusCode::CREATED, &key_body(&key, None)))
 }
 
+/// `GET /deploy_keys`: pages by number, or by id with `pagination=keyset` (GitLab's way through a
+/// large instance: no `OFFSET` walk and no count).
 pub(super) async fn admin_list(req: HttpRequest, state: web::Data<State>) -> Reply {
     let call = Call::query(&req)?;
-    let args = call
-        .pagination()
-        .and_then(|page| Ok((page, call.boolean("public")?.unwrap_or(false))));
-    let (page, all) = call
+    let args = call.pagination().and_then(|page| {
+        Ok((
+            page,
+            call.keyset()?,
+            call.boolean("public")?.unwrap_or(false),
+        ))
+    });
+    // A keyset page is never counted: `total` is `None` exactly when `keyset` is `Some`.
+    let (page, keyset, keys, total) = call
         .run(
             &state,
             Need::Admin,
             args,
-            |core, who, (page, public_only)| {
-                Ok((page, core.all_keys(who, public_only, page.window())?))
+            |core, who, (page, keyset, public_only)| {
+                Ok(match keyset {
+                    Some(mut keyset) => {
+                        keyset.range.public_only = public_only;
+                        let keys = core.keys_in_range(who, keyset.range, keyset.per_page)?;
+                        (page, Some(keyset), keys, None)
+                    }
+                    None => {
+                        let count_to = page.count_to(COUNT_LIMIT);
+                        let all = core.all_keys(who, public_only, page.window(), count_to)?;
+                        (page, None, all.items, Some(all.total))
+                    }
+                })
             },
         )
         .await?;
-    let items: Vec<AdminKeyBody> = all.items.iter().map(admin_body).collect();
-    Ok(paged(&req, &state, &call, page, all.total, &items))
+    let items: Vec<AdminKeyBody> = keys.iter().map(admin_body).collect();
+    Ok(match (keyset, total) {
+        (Some(keyset), _) => {
+            let last_id = keys.last().map(|(key, _)| key.id);
+            keyset_paged(&req, &state, &call, keyset, last_id, &items)
+        }
+        (None, total) => paged(&req, &state, &call, page, total.unwrap_or(0), &items),
+    })
 }
 
 pub(super) async fn admin_create(

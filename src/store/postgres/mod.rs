@@ -16,11 +16,15 @@ use super::contract::forward_queries;
 use super::copy::{CopyReport, Kind, Snapshot, TABLES, Value};
 use super::{Db, StoreError, redact};
 use super::{
-    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token, User,
+    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token,
+    User,
 };
 
 /// Versioned per backend: PostgreSQL's version 1 holds what SQLite reached in its version 4.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_list_indexes.sql"),
+];
 
 /// Connections per gateway. Several gateways share one server, whose `max_connections` (100 by
 /// default) must cover them all; see docs/scale-out.md.

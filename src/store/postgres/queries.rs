@@ -4,7 +4,8 @@ use postgres::Row;
 
 use super::{PgDb, Result};
 use crate::store::{
-    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token, User, now_ms,
+    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token,
+    User, now_ms,
 };
 
 const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
@@ -26,6 +27,11 @@ const GROUP_LINKS: &str = "FROM key_links l JOIN repositories r ON r.id = l.repo
           AND m.user_id = $2 AND m.role = 'maintainer'))";
 
 const LINKED_COLS: &str = "l.repo_id, l.can_push, u.username, l.created_at, l.updated_at";
+
+/// A count or offset as PostgreSQL's BIGINT LIMIT takes it; anything larger is as good as unbounded.
+fn bound(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 fn key_at(row: &Row, at: usize) -> DeployKey {
     DeployKey {
@@ -508,11 +514,12 @@ impl PgDb<'_> {
             .collect())
     }
 
-    pub(super) fn count_linked_keys(&self, repo_id: i64) -> Result<u64> {
+    pub(super) fn count_linked_keys(&self, repo_id: i64, upto: u64) -> Result<u64> {
+        // The LIMIT stops the walk of `key_links_repo_order` at `upto` rows.
         Ok(self
             .one(
-                "SELECT COUNT(*) FROM key_links WHERE repo_id = $1",
-                &[&repo_id],
+                "SELECT COUNT(*) FROM (SELECT 1 FROM key_links WHERE repo_id = $1 LIMIT $2) c",
+                &[&repo_id, &bound(upto)],
             )?
             .get::<_, i64>(0) as u64)
     }
@@ -540,30 +547,43 @@ impl PgDb<'_> {
 
     pub(super) fn list_keys(
         &self,
-        public_only: bool,
+        range: KeyRange,
         offset: u64,
         limit: u32,
     ) -> Result<Vec<DeployKey>> {
+        // Four statements (public or not, either direction), each a range scan of the primary key
+        // or of `deploy_keys_public` in index order: a keyset page costs its rows, not its depth.
+        let public = if range.public_only {
+            "k.public AND "
+        } else {
+            ""
+        };
+        let order = if range.descending { "DESC" } else { "ASC" };
         Ok(self
             .rows(
                 &format!(
-                    "SELECT {KEY_COLS} FROM deploy_keys k WHERE (NOT $1 OR k.public) \
-                     ORDER BY k.id LIMIT $2 OFFSET $3"
+                    "SELECT {KEY_COLS} FROM deploy_keys k WHERE {public}k.id > $1 AND k.id < $2 \
+                     ORDER BY k.id {order} LIMIT $3 OFFSET $4"
                 ),
-                &[&public_only, &i64::from(limit), &(offset as i64)],
+                &[
+                    &range.after.unwrap_or(i64::MIN),
+                    &range.before.unwrap_or(i64::MAX),
+                    &i64::from(limit),
+                    &bound(offset),
+                ],
             )?
             .iter()
             .map(|r| key_at(r, 0))
             .collect())
     }
 
-    pub(super) fn count_keys(&self, public_only: bool) -> Result<u64> {
-        Ok(self
-            .one(
-                "SELECT COUNT(*) FROM deploy_keys WHERE (NOT $1 OR public)",
-                &[&public_only],
-            )?
-            .get::<_, i64>(0) as u64)
+    pub(super) fn count_keys(&self, public_only: bool, upto: u64) -> Result<u64> {
+        let sql = if public_only {
+            "SELECT COUNT(*) FROM (SELECT 1 FROM deploy_keys WHERE public LIMIT $1) c"
+        } else {
+            "SELECT COUNT(*) FROM (SELECT 1 FROM deploy_keys LIMIT $1) c"
+        };
+        Ok(self.one(sql, &[&bound(upto)])?.get::<_, i64>(0) as u64)
     }
 
     pub(super) fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool> {

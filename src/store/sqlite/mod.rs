@@ -1,6 +1,8 @@
 //! The SQLite backend: the connection pool, migrations, transactions and every SQLite statement.
 
 mod groups;
+#[cfg(test)]
+mod plans;
 mod queries;
 mod session;
 mod ssh;
@@ -16,7 +18,8 @@ use super::contract::forward_queries;
 use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
 use super::{Db, StoreError};
 use super::{
-    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token, User,
+    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token,
+    User,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -24,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_codearts.sql"),
     include_str!("migrations/0003_used_signatures.sql"),
     include_str!("migrations/0004_link_updated_at.sql"),
+    include_str!("migrations/0005_list_indexes.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.

@@ -4,8 +4,8 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteDb;
 use crate::store::{
-    DeployKey, KeyLink, LinkedKey, Namespace, NewKey, Repository, Role, Scope, StoreError, Token,
-    User, now_ms,
+    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope,
+    StoreError, Token, User, now_ms,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -34,6 +34,11 @@ pub(in crate::store::sqlite) fn key_at(row: &Row, at: usize) -> rusqlite::Result
         last_used_at: row.get(at + 10)?,
         created_at: row.get(at + 11)?,
     })
+}
+
+/// A count or offset as SQLite's signed LIMIT takes it; anything larger is as good as unbounded.
+fn bound(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn repo_at(row: &Row, at: usize) -> rusqlite::Result<Repository> {
@@ -504,11 +509,14 @@ impl SqliteDb<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub(super) fn count_linked_keys(&self, repo_id: i64) -> Result<u64> {
+    pub(super) fn count_linked_keys(&self, repo_id: i64, upto: u64) -> Result<u64> {
+        // The LIMIT stops the walk of `key_links_repo_order` at `upto` rows.
         Ok(self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM key_links WHERE repo_id = ?1")?
-            .query_row([repo_id], |r| r.get::<_, i64>(0))? as u64)
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM key_links WHERE repo_id = ?1 LIMIT ?2 + 0)",
+            )?
+            .query_row(params![repo_id, bound(upto)], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Every repository a key is attached to, with its push permission there.
@@ -530,26 +538,49 @@ impl SqliteDb<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// One page of all keys (optionally only instance-wide ones), newest id last.
+    /// One page of the keys in `range`, in its id order, `offset` rows in.
     pub(super) fn list_keys(
         &self,
-        public_only: bool,
+        range: KeyRange,
         offset: u64,
         limit: u32,
     ) -> Result<Vec<DeployKey>> {
+        // Four statements (public or not, either direction), each a range on the primary key or on
+        // `deploy_keys_public`, walked in index order: a keyset page costs its rows, not its depth.
+        let public = if range.public_only {
+            "k.public = 1 AND "
+        } else {
+            ""
+        };
+        let order = if range.descending { "DESC" } else { "ASC" };
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {KEY_COLS} FROM deploy_keys k WHERE (?1 = 0 OR k.public = 1) \
-             ORDER BY k.id LIMIT ?2 + 0 OFFSET ?3 + 0"
+            "SELECT {KEY_COLS} FROM deploy_keys k WHERE {public}k.id > ?1 AND k.id < ?2 \
+             ORDER BY k.id {order} LIMIT ?3 + 0 OFFSET ?4 + 0"
         ))?;
-        let rows = stmt.query_map(params![public_only, limit, offset as i64], |r| key_at(r, 0))?;
+        let rows = stmt.query_map(
+            params![
+                range.after.unwrap_or(i64::MIN),
+                range.before.unwrap_or(i64::MAX),
+                limit,
+                bound(offset)
+            ],
+            |r| key_at(r, 0),
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub(super) fn count_keys(&self, public_only: bool) -> Result<u64> {
+    pub(super) fn count_keys(&self, public_only: bool, upto: u64) -> Result<u64> {
+        // Counted on `deploy_keys_public` (also the narrowest index, which SQLite picks to count
+        // them all), and no further than `upto`.
+        let sql = if public_only {
+            "SELECT COUNT(*) FROM (SELECT 1 FROM deploy_keys WHERE public = 1 LIMIT ?1 + 0)"
+        } else {
+            "SELECT COUNT(*) FROM (SELECT 1 FROM deploy_keys LIMIT ?1 + 0)"
+        };
         Ok(self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM deploy_keys WHERE (?1 = 0 OR public = 1)")?
-            .query_row([public_only], |r| r.get::<_, i64>(0))? as u64)
+            .prepare_cached(sql)?
+            .query_row([bound(upto)], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Whether a user may reuse a key: their own, an instance key, or one on a repository they maintain.
