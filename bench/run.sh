@@ -196,8 +196,9 @@ for s in "${scenarios[@]}"; do
       rm -f "$work"/anchor-full.db*
       many="$(echo "$out" | awk 'NR == 1 {print $(NF - 1)}')"
       one="$(echo "$out" | awk 'NR == 2 {print $(NF - 1)}')"
+      busy="$(echo "$out" | awk 'NR == 1 {print $(NF - 3)}')"
       figure[sqlite-full]="$many $one"
-      echo "anchor sqlite-full: $connections threads $many inserts/s, 1 thread $one inserts/s (WAL, synchronous=FULL, one insert per BEGIN IMMEDIATE/COMMIT, ${duration}s each)" ;;
+      echo "anchor sqlite-full: $connections threads $many inserts/s ($busy BEGINs busy past 5 s), 1 thread $one inserts/s (WAL, synchronous=FULL, one insert per BEGIN IMMEDIATE/COMMIT, ${duration}s each)" ;;
     scale)
       if [ -n "$schema" ]; then echo "scale: SQLite only (examples/seed.rs writes a file); skipped" >&2; continue; fi
       echo "scale: 1000 keys on 1 repository, then $scale_keys keys on $(( (scale_keys + 999) / 1000 )) repositories of ~1000 (bench/repo-1 is the one measured)"
