@@ -1,7 +1,9 @@
 //! Closed-loop HTTP load generator for keygate's benchmarks: N keep-alive clients for D seconds.
 //!
 //! usage: loadgen URL TOKEN SCENARIO [--clients N] [--seconds D]
-//! scenarios: gitlab-list, gitlab-get, github-list, create-delete; `seed` adds --count keys to project 1.
+//! scenarios: gitlab-list, gitlab-get, github-list, create-delete; `seed` adds --count keys to project 1;
+//! `repeat --path P --count N` sends exactly N identical GETs of P (with `PRIVATE-TOKEN: TOKEN`) on one
+//! keep-alive connection, one at a time, each must be 200: a fixed workload for bench/callgrind.sh.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,7 @@ struct Options {
     clients: usize,
     seconds: u64,
     count: u64,
+    path: String,
 }
 
 fn options() -> Options {
@@ -44,6 +47,12 @@ fn options() -> Options {
         clients: flag("--clients", 16) as usize,
         seconds: flag("--seconds", 10),
         count: flag("--count", 1000),
+        path: args
+            .iter()
+            .position(|a| a == "--path")
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 
@@ -134,12 +143,17 @@ fn iteration(agent: &ureq::Agent, o: &Options, n: u64) -> Result<u32, String> {
     }
 }
 
-/// Adds `count` keys to project 1 through the GitLab API, one request each.
-fn seed(o: &Options) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// A keep-alive client that hands every status back, so a scenario can say which one it got.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
-        .into();
+        .into()
+}
+
+/// Adds `count` keys to project 1 through the GitLab API, one request each.
+fn seed(o: &Options) {
+    let agent = agent();
     for i in 0..o.count {
         let body = serde_json::json!({"title": format!("seed-{i}"), "key": fresh_key(), "can_push": i % 2 == 0});
         let res = agent
@@ -151,11 +165,26 @@ fn seed(o: &Options) {
     }
 }
 
+/// Sends `count` identical GETs of `path`, one at a time on one connection.
+fn repeat(o: &Options) {
+    let agent = agent();
+    for i in 0..o.count {
+        let mut res = agent
+            .get(format!("{}{}", o.url, o.path))
+            .header("PRIVATE-TOKEN", &o.token)
+            .call()
+            .expect("repeat request");
+        let _ = res.body_mut().read_to_string();
+        assert_eq!(res.status().as_u16(), 200, "request {i} of {}", o.path);
+    }
+}
+
 fn main() {
     let o = Arc::new(options());
-    if o.scenario == "seed" {
-        seed(&o);
-        return;
+    match o.scenario.as_str() {
+        "seed" => return seed(&o),
+        "repeat" => return repeat(&o),
+        _ => {}
     }
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -163,10 +192,7 @@ fn main() {
         .map(|c| {
             let (o, stop) = (o.clone(), stop.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
+                let agent = agent();
                 let mut latencies: Vec<u32> = Vec::with_capacity(100_000);
                 let mut requests = 0u64;
                 let mut n = c as u64 * 7919;
