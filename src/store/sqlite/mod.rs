@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_used_signatures.sql"),
     include_str!("migrations/0004_link_updated_at.sql"),
     include_str!("migrations/0005_list_indexes.sql"),
+    include_str!("migrations/0006_key_counts.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.
@@ -332,6 +333,63 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The counters the admin list reads follow every insert, delete and change of `public`,
+    /// and start from the keys a database already held when migration 6 ran.
+    #[test]
+    fn key_counts_follow_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counts.db");
+        let insert = |conn: &Connection, i: i64, public: i64| {
+            conn.execute(
+                "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, title, public, created_at) \
+                 VALUES (?1, ?1, 'ssh-ed25519 AAAA', 'ssh-ed25519', 256, 't', ?2, 1)",
+                rusqlite::params![format!("SHA256:{i}"), public],
+            )
+            .unwrap();
+        };
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            for i in 0..7 {
+                insert(&conn, i, i64::from(i % 3 == 0));
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = store.pool.get().unwrap();
+        for i in 7..40 {
+            insert(&conn, i, i64::from(i % 4 == 0));
+        }
+        conn.execute("DELETE FROM deploy_keys WHERE id % 5 = 0", [])
+            .unwrap();
+        conn.execute(
+            "UPDATE deploy_keys SET public = 1 - public WHERE id % 7 = 0",
+            [],
+        )
+        .unwrap();
+        conn.execute("UPDATE deploy_keys SET title = 'u' WHERE id % 2 = 0", [])
+            .unwrap();
+        let actual = |public_only: bool| -> u64 {
+            conn.query_row(
+                "SELECT COUNT(*) FROM deploy_keys WHERE ?1 = 0 OR public = 1",
+                [public_only],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
+        };
+        for public_only in [false, true] {
+            let counted = store
+                .read(|db| db.count_keys(public_only, u64::MAX))
+                .unwrap();
+            assert_eq!(counted, actual(public_only), "public_only={public_only}");
+            assert!(counted > 3);
+            let capped = store.read(|db| db.count_keys(public_only, 3)).unwrap();
+            assert_eq!(capped, 3, "the count stops at its cap");
+        }
+    }
 
     /// A database made before links had `updated_at` keeps its links, each last changed when made.
     #[test]
