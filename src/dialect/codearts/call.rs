@@ -85,7 +85,9 @@ impl Call {
         F: FnOnce(&Core, &Principal, A) -> Result<T, Error> + Send + 'static,
     {
         let core = state.core.clone();
-        blocking(move || {
+        // A GET changes nothing (check-key is a POST), so it may read on the worker itself.
+        let read_only = self.method == "GET";
+        let work = move || {
             let result = self.authenticate(&core).and_then(|(who, single_use)| {
                 let args = match (args, &self.repository) {
                     (Ok(args), _) => args,
@@ -112,8 +114,12 @@ impl Call {
                 http::log_internal(&self.request_id, err);
             }
             Ok(result)
-        })
-        .await?
+        };
+        if read_only {
+            http::reading(&state.core, work).await?
+        } else {
+            blocking(work).await?
+        }
     }
 
     /// A signature is checked whenever `Authorization` is present, a token whenever

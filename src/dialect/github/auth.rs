@@ -1,7 +1,7 @@
 //! Who is calling (GitHub's `token X`, `Bearer X`, Basic with the token as password), in one blocking hop.
 
 use actix_web::HttpRequest;
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 
 use super::error::GhError;
 use crate::core::{Core, Error, Principal};
@@ -43,14 +43,18 @@ where
     }
     let token = token(req);
     let core = state.core.clone();
-    let outcome = blocking(move || {
+    let work = move || {
         // A header that carries no usable token is a failed login, as GitHub treats it.
         let who = token
             .ok_or(Error::Unauthorized)
             .and_then(|t| core.authenticate_token(&t));
         Ok(who.map_err(GhError::from).and_then(|who| op(&core, &who)))
-    })
-    .await
+    };
+    let outcome = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        http::reading(&state.core, work).await
+    } else {
+        blocking(work).await
+    }
     .map_err(GhError::from)
     .and_then(|inner| inner);
     outcome.map_err(|err| {
