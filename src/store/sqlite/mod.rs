@@ -1,14 +1,19 @@
 //! The SQLite backend: the connection pool, migrations, transactions and every SQLite statement.
 
+mod group_commit;
 mod groups;
 mod queries;
 mod ssh;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use group_commit::Writer;
+pub use group_commit::{BatchStats, MAX_BATCH_AGE, MAX_BATCH_REQUESTS};
 
 use super::contract::forward_queries;
 use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
@@ -54,10 +59,21 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A pool of connections to one SQLite file.
+/// A pool of read connections to one SQLite file, and the one connection this process writes with.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    writer: Arc<Writer>,
+}
+
+/// What every connection of ours runs first, the pool's and the writer's alike.
+fn set_up(conn: &Connection) -> rusqlite::Result<()> {
+    // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
+    // acknowledged revocation must never come back. See docs/operations.md.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)
 }
 
 impl SqliteStore {
@@ -65,14 +81,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         // Before SQLite touches anything: it gives the -wal and -shm files the database file's mode.
         create_private(path)?;
-        let manager = SqliteConnectionManager::file(path).with_init(|conn| {
-            // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
-            // acknowledged revocation must never come back. See docs/operations.md.
-            conn.execute_batch(
-                "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
-            )?;
-            conn.busy_timeout(BUSY_TIMEOUT)
-        });
+        let manager = SqliteConnectionManager::file(path).with_init(|conn| set_up(conn));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             // A request that cannot get a connection in time is answered "busy" (503), like one
@@ -80,13 +89,18 @@ impl SqliteStore {
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(StoreError::Pool)?;
-        let store = SqliteStore { pool };
         {
-            let mut conn = store.pool.get().map_err(StoreError::Pool)?;
+            let mut conn = pool.get().map_err(StoreError::Pool)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             migrate(&mut conn)?;
         }
-        Ok(store)
+        // Opened after WAL is on; never one of the pool's, so reads never queue behind a batch.
+        let conn = Connection::open(path)?;
+        set_up(&conn)?;
+        // Every write statement runs here: room for all of them in its statement cache.
+        conn.set_prepared_statement_cache_capacity(128);
+        let writer = Arc::new(Writer::new(conn));
+        Ok(SqliteStore { pool, writer })
     }
 
     /// A PRAGMA's value as a pooled connection sees it (for tests and diagnostics).
@@ -132,9 +146,9 @@ impl SqliteStore {
         self.transaction(TransactionBehavior::Deferred, f)
     }
 
-    /// Runs `f` in one IMMEDIATE transaction: it either commits whole (durably) or not at all.
-    /// IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
-    /// failing with SQLITE_BUSY when a read transaction tries to upgrade.
+    /// Runs `f` on the writer connection in a SAVEPOINT of its own: it either commits whole
+    /// (durably) or not at all, and this returns only once it is durable. `f` shares its
+    /// transaction and fsync with the writes that queued behind each other (group_commit.rs).
     pub fn write<T, E>(
         &self,
         f: impl FnOnce(&Db) -> std::result::Result<T, E>,
@@ -142,7 +156,12 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        self.transaction(TransactionBehavior::Immediate, f)
+        self.writer.run(|conn| f(&SqliteDb { conn }))
+    }
+
+    /// How many batches and requests the writer has committed (for metrics: batch sizes).
+    pub fn batch_stats(&self) -> BatchStats {
+        self.writer.stats()
     }
 
     fn transaction<T, E>(
@@ -165,7 +184,7 @@ impl SqliteStore {
 
 /// A connection inside a transaction opened by `SqliteStore::read` or `SqliteStore::write`.
 pub struct SqliteDb<'a> {
-    conn: &'a Transaction<'a>,
+    conn: &'a Connection,
 }
 
 // Each statement lives once, as an inherent method in queries.rs, groups.rs or ssh.rs; the
