@@ -143,6 +143,11 @@ impl Batch {
     }
 }
 
+thread_local! {
+    /// The writer whose request this thread is running, if any (its address).
+    static WRITING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The writer's lock. Should our own code panic while holding it (a request's panic is caught
 /// before it gets here), the open batch is failed on the way out, so no member waits for ever.
 struct Held<'a> {
@@ -197,6 +202,12 @@ impl Writer {
     where
         E: From<StoreError>,
     {
+        if WRITING.get() == self as *const Writer as usize {
+            // A write from inside a write of the same store would wait for itself for ever (the
+            // mutex is not reentrant); before group commit it waited 5 s for its own lock.
+            log::error!("a store write was started inside another write on the same thread");
+            return Err(StoreError::Busy.into());
+        }
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut held = self.lock();
         // Decremented only once the lock is ours: see `queued`.
@@ -211,7 +222,9 @@ impl Writer {
                 began: Instant::now(),
             });
         }
+        WRITING.set(self as *const Writer as usize);
         let (ran, control) = run_member(&held.state.conn, f);
+        WRITING.set(0);
 
         if let Err(lost) = control {
             // The transaction is gone (or in a state we cannot vouch for): nothing in it is durable.
@@ -605,6 +618,18 @@ mod tests {
         let stats = w.stats();
         assert_eq!((stats.batches, stats.requests, stats.sizes[1]), (2, 4, 2));
         assert_eq!(rows(&reader).len(), 4);
+    }
+
+    #[test]
+    fn a_write_inside_a_write_is_refused_not_deadlocked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, reader) = writer(&dir);
+        let inner = w.run(|c| {
+            insert(c, "outer")?;
+            Ok::<_, StoreError>(w.run(|c| insert(c, "inner")))
+        });
+        assert!(matches!(inner, Ok(Err(StoreError::Busy))), "{inner:?}");
+        assert_eq!(rows(&reader), ["outer"]);
     }
 
     #[test]
