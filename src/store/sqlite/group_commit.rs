@@ -376,7 +376,7 @@ mod tests {
     type Job<'a> = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send + 'a>;
 
     /// A writer on a fresh database with one table `t (v TEXT UNIQUE)` and a reader to check it.
-    fn writer(dir: &tempfile::TempDir) -> (Arc<Writer>, Connection) {
+    fn writer(dir: &tempfile::TempDir) -> (Writer, Connection) {
         let path = dir.path().join("w.db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -388,7 +388,7 @@ mod tests {
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
         // No age bound to speak of: a test's threads may take longer than 10 ms to start.
         let w = Writer::with_bounds(conn, MAX_BATCH_REQUESTS, Duration::from_secs(60));
-        (Arc::new(w), Connection::open(&path).unwrap())
+        (w, Connection::open(&path).unwrap())
     }
 
     fn rows(reader: &Connection) -> Vec<String> {
@@ -404,15 +404,16 @@ mod tests {
         Ok(())
     }
 
+    type Answer = std::thread::Result<Result<(), StoreError>>;
+
     /// Runs `first` on the writer and, while it still holds the writer, starts `rest` on threads
     /// of their own; `first` returns only once they all queue behind it, so all of them share its
-    /// batch (the size bound is far above a test's handful).
-    fn in_one_batch<R: Send>(
-        w: &Arc<Writer>,
+    /// batch unless the writer's size bound splits it.
+    fn in_one_batch(
+        w: &Writer,
         first: impl FnOnce(&Connection) -> Result<(), StoreError> + Send,
         rest: Vec<Job<'_>>,
-        then: impl FnOnce(Vec<std::thread::Result<Result<(), StoreError>>>) -> R,
-    ) -> R {
+    ) -> Vec<Answer> {
         let n = rest.len();
         let inside = &Barrier::new(2);
         std::thread::scope(|s| {
@@ -430,29 +431,27 @@ mod tests {
                 .into_iter()
                 .map(|f| s.spawn(move || w.run(f)))
                 .collect();
-            let mut results = vec![leader.join()];
-            results.extend(followers.into_iter().map(|h| h.join()));
-            then(results)
+            let mut answers = vec![leader.join()];
+            answers.extend(followers.into_iter().map(|h| h.join()));
+            answers
         })
+    }
+
+    /// `lead` and then `n` more inserts queued behind it, each of which must succeed.
+    fn inserts_in_one_batch(w: &Writer, n: usize) {
+        let rest = (0..n)
+            .map(|i| Box::new(move |c: &Connection| insert(c, &format!("f{i}"))) as Job)
+            .collect();
+        for answer in in_one_batch(w, |c| insert(c, "lead"), rest) {
+            answer.unwrap().unwrap();
+        }
     }
 
     #[test]
     fn queued_writes_share_one_commit() {
         let dir = tempfile::tempdir().unwrap();
         let (w, reader) = writer(&dir);
-        let rest = (0..5)
-            .map(|i| Box::new(move |c: &Connection| insert(c, &format!("f{i}"))) as Job)
-            .collect();
-        in_one_batch(
-            &w,
-            |c| insert(c, "lead"),
-            rest,
-            |results| {
-                for r in results {
-                    r.unwrap().unwrap();
-                }
-            },
-        );
+        inserts_in_one_batch(&w, 5);
         let stats = w.stats();
         assert_eq!((stats.batches, stats.requests), (1, 6), "{stats:?}");
         assert_eq!(stats.sizes[3], 1, "one batch of 5–8: {stats:?}");
@@ -485,19 +484,15 @@ mod tests {
             }),
             Box::new(|c| insert(c, "ok2")),
         ];
-        in_one_batch(
-            &w,
-            |c| insert(c, "lead"),
-            rest,
-            |results| {
-                let results: Vec<_> = results.into_iter().map(|r| r.unwrap()).collect();
-                assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok());
-                assert!(
-                    matches!(&results[2], Err(StoreError::Unique(what)) if what == "t.v"),
-                    "{:?}",
-                    results[2]
-                );
-            },
+        let answers: Vec<_> = in_one_batch(&w, |c| insert(c, "lead"), rest)
+            .into_iter()
+            .map(|a| a.unwrap())
+            .collect();
+        assert!(answers[0].is_ok() && answers[1].is_ok() && answers[3].is_ok());
+        assert!(
+            matches!(&answers[2], Err(StoreError::Unique(what)) if what == "t.v"),
+            "{:?}",
+            answers[2]
         );
         assert_eq!(rows(&reader), ["lead", "ok1", "ok2", "taken"]);
         assert_eq!(w.stats().batches, 2);
@@ -515,17 +510,11 @@ mod tests {
             }),
             Box::new(|c| insert(c, "after")),
         ];
-        in_one_batch(
-            &w,
-            |c| insert(c, "lead"),
-            rest,
-            |results| {
-                assert!(results[2].is_err(), "the panic reaches its own caller");
-                for i in [0, 1, 3] {
-                    results[i].as_ref().unwrap().as_ref().unwrap();
-                }
-            },
-        );
+        let answers = in_one_batch(&w, |c| insert(c, "lead"), rest);
+        assert!(answers[2].is_err(), "the panic reaches its own caller");
+        for i in [0, 1, 3] {
+            answers[i].as_ref().unwrap().as_ref().unwrap();
+        }
         assert_eq!(rows(&reader), ["after", "before", "lead"]);
         // The writer goes on: not poisoned, no transaction left open.
         w.run(|c| insert(c, "later")).unwrap();
@@ -545,16 +534,12 @@ mod tests {
                 Ok(())
             }),
         ];
-        in_one_batch(
-            &w,
-            |c| insert(c, "lead"),
-            rest,
-            |results| {
-                for r in results {
-                    assert!(r.unwrap().is_err(), "no member of a lost batch succeeds");
-                }
-            },
-        );
+        for answer in in_one_batch(&w, |c| insert(c, "lead"), rest) {
+            assert!(
+                answer.unwrap().is_err(),
+                "no member of a lost batch succeeds"
+            );
+        }
         assert_eq!(rows(&reader), ["taken"]);
         assert_eq!(w.stats().failed_batches, 1);
         w.run(|c| insert(c, "later")).unwrap();
@@ -576,19 +561,12 @@ mod tests {
                 Ok(())
             }),
         ];
-        in_one_batch(
-            &w,
-            |c| insert(c, "lead"),
-            rest,
-            |results| {
-                for r in results {
-                    match r.unwrap() {
-                        Err(StoreError::Sqlite(_)) => {}
-                        other => panic!("every member learns the commit failed: {other:?}"),
-                    }
-                }
-            },
-        );
+        for answer in in_one_batch(&w, |c| insert(c, "lead"), rest) {
+            match answer.unwrap() {
+                Err(StoreError::Sqlite(_)) => {}
+                other => panic!("every member learns the commit failed: {other:?}"),
+            }
+        }
         assert!(rows(&reader).is_empty());
         let stats = w.stats();
         assert_eq!((stats.batches, stats.failed_batches), (0, 1));
@@ -601,20 +579,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_, reader) = writer(&dir);
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
-        let w = Arc::new(Writer::with_bounds(conn, 2, Duration::from_secs(60)));
-        let rest: Vec<Job> = (0..3)
-            .map(|i| Box::new(move |c: &Connection| insert(c, &format!("f{i}"))) as Job)
-            .collect();
-        in_one_batch(
-            &w,
-            |c| insert(c, "lead"),
-            rest,
-            |results| {
-                for r in results {
-                    r.unwrap().unwrap();
-                }
-            },
-        );
+        let w = Writer::with_bounds(conn, 2, Duration::from_secs(60));
+        inserts_in_one_batch(&w, 3);
         let stats = w.stats();
         assert_eq!((stats.batches, stats.requests, stats.sizes[1]), (2, 4, 2));
         assert_eq!(rows(&reader).len(), 4);
