@@ -379,6 +379,67 @@ fn a_key_the_caller_cannot_access_is_already_taken() {
     assert_eq!(count(&gw, &seed.alice, seed.widgets), 0);
 }
 
+/// Creates that arrive together are committed together (SQLite's group commit): each is
+/// answered as if it had been alone, and a refused one among them fails alone, as it would later.
+#[test]
+fn concurrent_creates_all_commit_and_a_refused_one_among_them_fails_alone() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    // On a repository alice cannot see: hers is refused as already taken.
+    let taken = fresh_key("taken");
+    add(&gw, &seed.root, seed.secret, &taken, false);
+    let twice = fresh_key("twice");
+    let mut keys: Vec<String> = (0..16).map(|i| fresh_key(&format!("c{i}"))).collect();
+    keys.insert(5, twice.clone());
+    keys.insert(9, taken.clone());
+    keys.push(twice.clone());
+    let path = keys_path(seed.widgets);
+    let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+        let sent: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                let (gw, path, token) = (&gw, &path, &seed.alice);
+                s.spawn(move || {
+                    let res = gw
+                        .req("POST", path)
+                        .token(token)
+                        .json(&json!({"title": "c", "key": key}))
+                        .send();
+                    (res.status, res.json())
+                })
+            })
+            .collect();
+        sent.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ids = Vec::new();
+    let mut twice_ids = Vec::new();
+    for ((status, body), key) in answers.iter().zip(&keys) {
+        if *key == taken {
+            assert_eq!(*status, 400, "{body}");
+            assert_eq!(
+                *body,
+                json!({"message": {"deploy_key.fingerprint_sha256": ["has already been taken"]}})
+            );
+            continue;
+        }
+        assert_eq!(*status, 201, "{body}");
+        let id = body["id"].as_i64().unwrap();
+        if *key == twice {
+            twice_ids.push(id);
+        } else {
+            ids.push(id);
+        }
+    }
+    // The second of the pair joins the key the first created, committed or not yet.
+    assert_eq!(twice_ids.len(), 2);
+    assert_eq!(twice_ids[0], twice_ids[1]);
+    ids.push(twice_ids[0]);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 17, "distinct ids");
+    assert_eq!(count(&gw, &seed.alice, seed.widgets), 17);
+}
+
 fn refused(gw: &Gateway, seed: &common::Seed, body: serde_json::Value) -> serde_json::Value {
     let res = gw
         .req("POST", &keys_path(seed.widgets))

@@ -661,6 +661,101 @@ conformance!(
     }
 );
 
+/// SQLite's group commit: writers that arrive together share one transaction and one fsync,
+/// every one is answered as if it had committed alone, and one writer's conflict undoes its own
+/// changes only.
+#[test]
+fn concurrent_sqlite_writers_share_commits_and_a_conflict_stays_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("k.db")).unwrap();
+    w(&store, |db| db.insert_user("taken", false));
+    let before = store.batch_stats().expect("SQLite counts its batches");
+    let (threads, each) = (16, 20);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let store = &store;
+            s.spawn(move || {
+                for i in 0..each {
+                    let name = format!("u{t}-{i}");
+                    let id = w(store, |db| {
+                        let id = db.insert_user(&name, false)?;
+                        // A real request runs several statements: hold the writer a moment, so
+                        // that the other threads queue up behind it as they would under load.
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        Ok(id)
+                    });
+                    assert_eq!(
+                        r(store, |db| db.user_by_id(id)).unwrap().username,
+                        name,
+                        "acknowledged means committed: a pooled reader sees it"
+                    );
+                    if i % 5 == 0 {
+                        let err = store
+                            .write(|db| {
+                                db.insert_user(&format!("x{t}-{i}"), false)?;
+                                db.insert_user("TAKEN", false)
+                            })
+                            .unwrap_err();
+                        assert_eq!(unique(err), "users.username");
+                    }
+                }
+            });
+        }
+    });
+    let after = store.batch_stats().unwrap();
+    let requests = after.requests - before.requests;
+    assert_eq!(requests, threads * each + threads * each / 5, "{after:?}");
+    let batches = after.batches - before.batches;
+    assert!(
+        batches < requests,
+        "{batches} commits for {requests} writes: {after:?}"
+    );
+    assert_eq!(after.failed_batches, 0);
+    let users = r(&store, |db| db.list_users());
+    assert_eq!(users.len() as u64, 1 + threads * each);
+    assert!(
+        users.iter().all(|u| !u.username.starts_with('x')),
+        "a refused write left a row"
+    );
+}
+
+/// A panic in one write reaches its own caller only: the writes beside it commit, and the store
+/// goes on writing.
+#[test]
+fn a_panicking_sqlite_write_loses_nobody_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("k.db")).unwrap();
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || {
+                    w(store, |db| {
+                        let id = db.insert_user(&format!("u{t}"), false)?;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        if t == 3 {
+                            panic!("a bug in one handler");
+                        }
+                        Ok(id)
+                    })
+                })
+            })
+            .collect();
+        let panicked: Vec<bool> = writers.into_iter().map(|h| h.join().is_err()).collect();
+        assert_eq!(
+            panicked,
+            [false, false, false, true, false, false, false, false]
+        );
+    });
+    let mut names: Vec<String> = r(&store, |db| db.list_users())
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["u0", "u1", "u2", "u4", "u5", "u6", "u7"]);
+    w(&store, |db| db.insert_user("later", false));
+}
+
 #[test]
 fn a_database_from_a_newer_keygate_is_refused_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();

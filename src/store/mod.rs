@@ -162,6 +162,15 @@ impl Store {
         }
     }
 
+    /// What SQLite's group commit has committed since the store was opened: batches (one fsync
+    /// each), requests, and batch sizes. `None` on PostgreSQL, which commits each write alone.
+    pub fn batch_stats(&self) -> Option<sqlite::BatchStats> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(s.batch_stats()),
+            Backend::Postgres(_) => None,
+        }
+    }
+
     /// Runs `f` in a read transaction, so all its statements see one snapshot.
     pub fn read<T, E>(&self, f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
     where

@@ -1,5 +1,6 @@
 //! The SQLite backend: the connection pool, migrations, transactions and every SQLite statement.
 
+mod group_commit;
 mod groups;
 #[cfg(test)]
 mod plans;
@@ -13,6 +14,9 @@ use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use group_commit::Writer;
+pub use group_commit::{BatchStats, MAX_BATCH_AGE, MAX_BATCH_REQUESTS};
 
 use super::contract::forward_queries;
 use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
@@ -64,15 +68,16 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A pool of connections to one SQLite file.
+/// A pool of read connections to one SQLite file, and the one connection this process writes with.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    writer: Arc<Writer>,
     sessions: Arc<session::Sessions>,
 }
 
-/// What every connection to the database is set to, pooled or a session's.
-fn prepare_connection(conn: &Connection) -> rusqlite::Result<()> {
+/// What every connection of ours runs first: the pool's, the writer's and each session's.
+fn set_up(conn: &Connection) -> rusqlite::Result<()> {
     // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
     // acknowledged revocation must never come back. See docs/operations.md.
     conn.execute_batch(
@@ -87,7 +92,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         // Before SQLite touches anything: it gives the -wal and -shm files the database file's mode.
         create_private(path)?;
-        let manager = SqliteConnectionManager::file(path).with_init(|c| prepare_connection(c));
+        let manager = SqliteConnectionManager::file(path).with_init(|conn| set_up(conn));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             // A request that cannot get a connection in time is answered "busy" (503), like one
@@ -95,16 +100,20 @@ impl SqliteStore {
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(StoreError::Pool)?;
-        let store = SqliteStore {
-            pool,
-            sessions: Arc::new(session::Sessions::new(path)),
-        };
         {
-            let mut conn = store.pool.get().map_err(StoreError::Pool)?;
+            let mut conn = pool.get().map_err(StoreError::Pool)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             migrate(&mut conn)?;
         }
-        Ok(store)
+        // Opened after WAL is on; never one of the pool's, so reads never queue behind a batch.
+        let conn = Connection::open(path)?;
+        set_up(&conn)?;
+        let writer = Arc::new(Writer::new(conn));
+        Ok(SqliteStore {
+            pool,
+            writer,
+            sessions: Arc::new(session::Sessions::new(path)),
+        })
     }
 
     /// A PRAGMA's value as a pooled connection sees it (for tests and diagnostics).
@@ -173,9 +182,9 @@ impl SqliteStore {
         self.sessions.run(f)
     }
 
-    /// Runs `f` in one IMMEDIATE transaction: it either commits whole (durably) or not at all.
-    /// IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
-    /// failing with SQLITE_BUSY when a read transaction tries to upgrade.
+    /// Runs `f` on the writer connection in a SAVEPOINT of its own: it either commits whole
+    /// (durably) or not at all, and this returns only once it is durable. `f` shares its
+    /// transaction and fsync with the writes that queued behind each other (group_commit.rs).
     pub fn write<T, E>(
         &self,
         f: impl FnOnce(&Db) -> std::result::Result<T, E>,
@@ -183,26 +192,15 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let out = self.transaction(TransactionBehavior::Immediate, f);
+        let out = self.writer.run(|conn| f(&SqliteDb { conn }));
+        // Reads after a write in the same session must see it.
         self.sessions.refresh();
         out
     }
 
-    fn transaction<T, E>(
-        &self,
-        behavior: TransactionBehavior,
-        f: impl FnOnce(&Db) -> std::result::Result<T, E>,
-    ) -> std::result::Result<T, E>
-    where
-        E: From<StoreError>,
-    {
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
-        let tx = conn
-            .transaction_with_behavior(behavior)
-            .map_err(StoreError::from)?;
-        let out = f(&SqliteDb { conn: &tx })?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
+    /// How many batches and requests the writer has committed (for metrics: batch sizes).
+    pub fn batch_stats(&self) -> BatchStats {
+        self.writer.stats()
     }
 }
 

@@ -75,7 +75,7 @@ impl Sessions {
 
     fn open_connection(&self) -> Result<Local> {
         let conn = Connection::open(&self.path)?;
-        super::prepare_connection(&conn)?;
+        super::set_up(&conn)?;
         Ok(Local {
             conn,
             open: Cell::new(false),
