@@ -65,6 +65,8 @@ pub struct Writer {
 struct State {
     conn: Connection,
     open: Option<Open>,
+    /// When BEGIN last gave up on busy_timeout because another process held the write lock.
+    busy_at: Option<Instant>,
 }
 
 /// The transaction in progress: BEGIN IMMEDIATE has run, COMMIT has not.
@@ -174,7 +176,11 @@ impl Writer {
 
     fn with_bounds(conn: Connection, max_requests: usize, max_age: Duration) -> Writer {
         Writer {
-            state: Mutex::new(State { conn, open: None }),
+            state: Mutex::new(State {
+                conn,
+                open: None,
+                busy_at: None,
+            }),
             queued: AtomicUsize::new(0),
             counters: Counters::default(),
             max_requests,
@@ -208,13 +214,23 @@ impl Writer {
             log::error!("a store write was started inside another write on the same thread");
             return Err(StoreError::Busy.into());
         }
+        let arrived = Instant::now();
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut held = self.lock();
         // Decremented only once the lock is ours: see `queued`.
         self.queued.fetch_sub(1, Ordering::SeqCst);
         if held.state.open.is_none() {
+            if held.state.busy_at.is_some_and(|at| at > arrived) {
+                // It waited behind a BEGIN that waited out busy_timeout: answer busy now, rather
+                // than every queued request waiting out its own 5 s one after another.
+                return Err(StoreError::Busy.into());
+            }
             if let Err(err) = self.begin(&held.state.conn) {
-                return Err(StoreError::from(err).into());
+                let err = StoreError::from(err);
+                if matches!(err, StoreError::Busy) {
+                    held.state.busy_at = Some(Instant::now());
+                }
+                return Err(err.into());
             }
             held.state.open = Some(Open {
                 batch: Arc::default(),
@@ -611,6 +627,20 @@ mod tests {
             .busy_timeout(Duration::from_millis(50))
             .unwrap();
         assert!(matches!(w.run(|c| insert(c, "x")), Err(StoreError::Busy)));
+        // Those queued behind a BEGIN that timed out are answered at once, not 50 ms each in turn.
+        let started = Instant::now();
+        let answers: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| w.run(|c| insert(c, "y"))))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(answers.iter().all(|a| matches!(a, Err(StoreError::Busy))));
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
         other.execute_batch("ROLLBACK").unwrap();
         w.run(|c| insert(c, "x")).unwrap();
     }
