@@ -332,10 +332,10 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// The counters the admin list reads follow every insert, delete and change of `public`,
-    /// and start from the keys a database already held when migration 6 ran.
+    /// The counters the lists read follow every insert, delete (cascades too) and change of
+    /// `public`, and start from the keys a database already held when migration 6 ran.
     #[test]
-    fn key_counts_follow_every_change() {
+    fn key_and_link_counts_follow_every_change() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("counts.db");
         let insert = |conn: &Connection, i: i64, public: i64| {
@@ -378,6 +378,44 @@ mod tests {
             )
             .unwrap() as u64
         };
+        // Links: added, removed one by one, and by cascade when a key or a repository goes.
+        conn.execute_batch(
+            "INSERT INTO namespaces (name, full_path, uuid, created_at) VALUES ('g', 'g', 'u', 1);
+             INSERT INTO repositories (namespace_id, name, full_path, created_at) VALUES (1, 'a', 'g/a', 1);
+             INSERT INTO repositories (namespace_id, name, full_path, created_at) VALUES (1, 'b', 'g/b', 1);
+             INSERT INTO key_links (repo_id, key_id, can_push, created_at, updated_at)
+               SELECT 1, id, 0, 1, 1 FROM deploy_keys;
+             INSERT INTO key_links (repo_id, key_id, can_push, created_at, updated_at)
+               SELECT 2, id, 0, 1, 1 FROM deploy_keys WHERE id % 3 = 0;
+             DELETE FROM key_links WHERE repo_id = 1 AND key_id % 4 = 0;
+             DELETE FROM deploy_keys WHERE id % 9 = 0;",
+        )
+        .unwrap();
+        let links = |repo: i64| -> u64 {
+            conn.query_row(
+                "SELECT COUNT(*) FROM key_links WHERE repo_id = ?1",
+                [repo],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
+        };
+        for repo in [1, 2] {
+            let counted = store
+                .read(|db| db.count_linked_keys(repo, u64::MAX))
+                .unwrap();
+            assert_eq!(counted, links(repo), "repository {repo}");
+            assert!(counted > 3);
+        }
+        conn.execute("DELETE FROM repositories WHERE id = 2", [])
+            .unwrap();
+        assert_eq!(
+            store.read(|db| db.count_linked_keys(2, u64::MAX)).unwrap(),
+            0
+        );
+        assert_eq!(
+            store.read(|db| db.count_linked_keys(99, u64::MAX)).unwrap(),
+            0
+        );
         for public_only in [false, true] {
             let counted = store
                 .read(|db| db.count_keys(public_only, u64::MAX))

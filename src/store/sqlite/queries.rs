@@ -510,13 +510,13 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn count_linked_keys(&self, repo_id: i64, upto: u64) -> Result<u64> {
-        // The LIMIT stops the walk of `key_links_repo_order` at `upto` rows.
-        Ok(self
+        // From the counters of migration 6: walking the links cost half of a list of 20.
+        let n: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM key_links WHERE repo_id = ?1 LIMIT ?2 + 0)",
-            )?
-            .query_row(params![repo_id, bound(upto)], |r| r.get::<_, i64>(0))? as u64)
+            .prepare_cached("SELECT n FROM link_counts WHERE repo_id = ?1")?
+            .query_row([repo_id], |r| r.get(0))
+            .optional()?;
+        Ok((n.unwrap_or(0).max(0) as u64).min(upto))
     }
 
     /// Every repository a key is attached to, with its push permission there.

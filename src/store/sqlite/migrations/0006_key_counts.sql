@@ -27,3 +27,33 @@ BEGIN
     UPDATE key_counts SET n = n - 1 WHERE public = (OLD.public <> 0);
     UPDATE key_counts SET n = n + 1 WHERE public = (NEW.public <> 0);
 END;
+
+-- And how many keys each repository holds, for every list's X-Total (GitLab, GitHub's pages,
+-- CodeArts' total): the capped count walked up to 10,001 links per list, half a list's cost.
+-- Link rows are only ever inserted and deleted (cascades from a repository or a key fire these
+-- triggers too); repository ids are never reused, so a removed repository's row is harmless.
+CREATE TABLE link_counts (
+    repo_id INTEGER PRIMARY KEY,
+    n       INTEGER NOT NULL
+);
+INSERT INTO link_counts (repo_id, n)
+    SELECT repo_id, COUNT(*) FROM key_links GROUP BY repo_id;
+
+CREATE TRIGGER link_counts_insert AFTER INSERT ON key_links
+BEGIN
+    INSERT INTO link_counts (repo_id, n) VALUES (NEW.repo_id, 1)
+        ON CONFLICT (repo_id) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER link_counts_delete AFTER DELETE ON key_links
+BEGIN
+    UPDATE link_counts SET n = n - 1 WHERE repo_id = OLD.repo_id;
+END;
+
+CREATE TRIGGER link_counts_move AFTER UPDATE OF repo_id ON key_links
+WHEN OLD.repo_id <> NEW.repo_id
+BEGIN
+    UPDATE link_counts SET n = n - 1 WHERE repo_id = OLD.repo_id;
+    INSERT INTO link_counts (repo_id, n) VALUES (NEW.repo_id, 1)
+        ON CONFLICT (repo_id) DO UPDATE SET n = n + 1;
+END;
