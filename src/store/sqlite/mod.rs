@@ -41,6 +41,8 @@ const POOL_SIZE: u32 = 8;
 /// Prepared statements kept per connection. rusqlite's default of 16 is fewer than the statements
 /// of one busy mix of routes, and a statement evicted is parsed again on its next use.
 const STATEMENT_CACHE: usize = 128;
+/// The writer connection's page cache, in KiB as `PRAGMA cache_size` takes it (negative).
+const WRITER_CACHE_KIB: i64 = -16 * 1024;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -108,6 +110,10 @@ impl SqliteStore {
         // Opened after WAL is on; never one of the pool's, so reads never queue behind a batch.
         let conn = Connection::open(path)?;
         set_up(&conn)?;
+        // Every change of the process goes through this one connection, and a write touches the
+        // pages of every index it updates: 2 MiB, SQLite's default, thrashed at a million keys
+        // (each connection has its own cache since SQLite is built without the shared one).
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let writer = Arc::new(Writer::new(conn));
         Ok(SqliteStore {
             pool,
