@@ -51,7 +51,9 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let fd_limit = limits::open_file_limit();
+        // Each worker's read session holds a database and a WAL descriptor of its own, beyond
+        // the pool's and the writer's that RESERVED_FDS counts.
+        let fd_limit = limits::open_file_limit().map(|l| l.saturating_sub(2 * workers as u64));
         let budget = limits::connection_budget(settings.max_connections, fd_limit);
         if settings.max_connections.is_some_and(|asked| asked > budget) {
             log::warn!(

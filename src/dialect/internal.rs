@@ -86,7 +86,7 @@ async fn authorized_key(req: HttpRequest, state: web::Data<State>) -> HttpRespon
     let core = state.core.clone();
     let lookup = {
         let fingerprint = fingerprint.clone();
-        http::reading(&state.core, move || core.ssh_login_key(&fingerprint)).await
+        http::reading(&state.core, "", move || core.ssh_login_key(&fingerprint)).await
     };
     match lookup {
         Ok(Some(key)) => {

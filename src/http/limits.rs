@@ -17,7 +17,8 @@ use futures_util::StreamExt;
 use super::body::MAX_BODY_BYTES;
 
 /// File descriptors kept back from client connections: stdio, the listener, each worker's poller,
-/// the SQLite pool (a database, WAL and shared-memory file per connection) and some slack.
+/// the SQLite pool and writer (a database, WAL and shared-memory file per connection) and some
+/// slack. Each worker's read session is counted apart (`server.rs`).
 pub const RESERVED_FDS: u64 = 128;
 /// Fewest connections ever allowed, however low the open-file limit.
 const MIN_CONNECTIONS: usize = 16;

@@ -139,19 +139,79 @@ where
 /// Runs core work that only reads, in one read session: on SQLite right on the async worker (a
 /// hop to the blocking pool and back cost more than the reads themselves), elsewhere off it like
 /// `blocking`.
-pub async fn reading<T, F>(core: &Core, f: F) -> Result<T, Error>
+///
+/// Only bounded work runs on the worker: a page deeper than `INLINE_DEPTH` rows (an OFFSET walk
+/// in proportion to the depth) goes to the blocking pool, so that no client can stall the other
+/// clients of a worker with it.
+pub async fn reading<T, F>(core: &Core, query: &str, f: F) -> Result<T, Error>
 where
     F: FnOnce() -> Result<T, Error> + Send + 'static,
     T: Send + 'static,
 {
-    if core.reads_inline() {
-        return core.read_session(f);
+    if core.reads_inline() && !deep_page(query) {
+        // As on the blocking pool, a panic is a 500 with a log line, not a dropped connection.
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.read_session(f)))
+            .unwrap_or_else(|_| Err(Error::Internal("a read panicked".to_string())));
     }
     let core = core.clone();
     blocking(move || core.read_session(f)).await
 }
 
+/// Rows a page may skip and still be read on the async worker.
+const INLINE_DEPTH: u64 = 10_000;
+
+/// Whether the query asks for a page past `INLINE_DEPTH` rows, in any dialect's terms: `page`
+/// and `per_page` (GitLab, GitHub) or `offset` (CodeArts). Unparsable values count as shallow:
+/// the dialect refuses them before any list is read.
+fn deep_page(query: &str) -> bool {
+    let mut page = 1u64;
+    let mut per_page = 100u64;
+    let mut offset = 0u64;
+    for (name, value) in form_urlencoded_pairs(query) {
+        let value = value.parse::<u64>().ok();
+        match (name.as_str(), value) {
+            ("page", Some(v)) => page = v,
+            ("per_page", Some(v)) => per_page = v.min(100),
+            ("offset", Some(v)) => offset = v,
+            _ => {}
+        }
+    }
+    page.saturating_sub(1)
+        .saturating_mul(per_page)
+        .saturating_add(offset)
+        > INLINE_DEPTH
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
+}
+
 /// Logs an internal error with its request id; clients only ever see a generic message.
 pub fn log_internal(req_id: &str, err: &Error) {
     log::error!("request {req_id}: {err}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deep_page;
+
+    #[test]
+    fn pages_past_ten_thousand_rows_leave_the_worker() {
+        assert!(!deep_page(""));
+        assert!(!deep_page("page=2&per_page=100"));
+        assert!(!deep_page("page=101&per_page=100"));
+        assert!(deep_page("page=102&per_page=100"));
+        assert!(deep_page("page=600"), "per_page defaults to the largest");
+        assert!(!deep_page("page=501&per_page=20"));
+        assert!(deep_page("page=502&per_page=20"));
+        assert!(deep_page("offset=10001&limit=20"));
+        assert!(
+            !deep_page("offset=abc&page=-1"),
+            "refused later by the dialect"
+        );
+        assert!(
+            !deep_page("page=99999999999999999999999&per_page=100"),
+            "too big: refused later"
+        );
+    }
 }

@@ -87,6 +87,7 @@ impl Call {
         let core = state.core.clone();
         // A GET changes nothing (check-key is a POST), so it may read on the worker itself.
         let read_only = self.method == "GET";
+        let query = self.query.clone();
         let work = move || {
             let result = self.authenticate(&core).and_then(|(who, single_use)| {
                 let args = match (args, &self.repository) {
@@ -116,7 +117,7 @@ impl Call {
             Ok(result)
         };
         if read_only {
-            http::reading(&state.core, work).await?
+            http::reading(&state.core, &query, work).await?
         } else {
             blocking(work).await?
         }

@@ -51,7 +51,7 @@ where
         Ok(who.map_err(GhError::from).and_then(|who| op(&core, &who)))
     };
     let outcome = if matches!(*req.method(), Method::GET | Method::HEAD) {
-        http::reading(&state.core, work).await
+        http::reading(&state.core, req.query_string(), work).await
     } else {
         blocking(work).await
     }

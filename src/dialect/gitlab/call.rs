@@ -25,6 +25,8 @@ pub(super) struct Call {
     /// Whether the route changes anything: a read-only token is refused before anything else.
     write: bool,
     request_id: String,
+    /// The raw query string: how deep a list page goes decides where a read runs.
+    query: String,
 }
 
 /// A keyset page as GitLab's `pagination=keyset` asks for it: ids past a cursor, one way.
@@ -66,6 +68,7 @@ impl Call {
             token,
             write: !matches!(*req.method(), Method::GET | Method::HEAD),
             request_id: http::request_id(req),
+            query: req.query_string().to_string(),
         })
     }
 
@@ -218,7 +221,7 @@ impl Call {
         let outcome = if write {
             blocking(work).await
         } else {
-            http::reading(&state.core, work).await
+            http::reading(&state.core, &self.query, work).await
         };
         let result = outcome.unwrap_or_else(|err| Err(GlError::core(err)));
         if let Err(GlError::Core {

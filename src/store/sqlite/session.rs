@@ -8,6 +8,8 @@ use thread_local::ThreadLocal;
 
 use super::Result;
 
+const SESSION_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// One thread's read connection, and whether a session's transaction is open on it.
 struct Local {
     conn: Connection,
@@ -38,7 +40,15 @@ impl Sessions {
         let Ok(local) = self.threads.get_or_try(|| self.open_connection()) else {
             return f();
         };
-        if local.open.get() || execute(&local.conn, "BEGIN").is_err() {
+        if local.open.get() {
+            return f();
+        }
+        // A transaction left open by a COMMIT and ROLLBACK that both failed would pin the WAL
+        // and make every later BEGIN fail: end it before starting anew.
+        if !local.conn.is_autocommit() {
+            let _ = execute(&local.conn, "ROLLBACK");
+        }
+        if execute(&local.conn, "BEGIN").is_err() {
             return f();
         }
         local.open.set(true);
@@ -76,6 +86,10 @@ impl Sessions {
     fn open_connection(&self) -> Result<Local> {
         let conn = Connection::open(&self.path)?;
         super::set_up(&conn)?;
+        // A reader in WAL mode waits only in rare cases (WAL recovery after a crash); on the
+        // async worker that wait stalls every client of the worker, so it is short and answered
+        // as busy (503 with Retry-After) rather than waited out for the usual five seconds.
+        conn.busy_timeout(SESSION_BUSY_TIMEOUT)?;
         Ok(Local {
             conn,
             open: Cell::new(false),
@@ -87,4 +101,83 @@ impl Sessions {
 /// `BEGIN` and `COMMIT` anew on every request cost more than the reads between them.
 pub(super) fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        (dir, store)
+    }
+
+    fn users(store: &Store) -> usize {
+        store.read(|db| db.list_users().map(|u| u.len())).unwrap()
+    }
+
+    /// A change committed between two sessions on the same worker thread is seen by the second:
+    /// nothing of the first session's snapshot survives it (a revocation counts at once).
+    #[test]
+    fn each_session_sees_what_was_committed_before_it() {
+        let (_dir, store) = store();
+        let before = store.session(|| users(&store));
+        let other = store.clone();
+        std::thread::spawn(move || other.write(|db| db.insert_user("eve", false).map(|_| ())))
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.session(|| users(&store)), before + 1);
+    }
+
+    /// Reads inside one session share its snapshot, nested sessions join it, and a write made
+    /// inside it is seen by the reads after it.
+    #[test]
+    fn a_session_is_one_snapshot_until_it_writes() {
+        let (_dir, store) = store();
+        store.session(|| {
+            let first = users(&store);
+            let other = store.clone();
+            std::thread::spawn(move || other.write(|db| db.insert_user("eve", false).map(|_| ())))
+                .join()
+                .unwrap()
+                .unwrap();
+            assert_eq!(users(&store), first, "same snapshot within the session");
+            assert_eq!(
+                store.session(|| users(&store)),
+                first,
+                "a nested session joins"
+            );
+            store
+                .write(|db| db.insert_user("mallory", false).map(|_| ()))
+                .unwrap();
+            assert_eq!(
+                users(&store),
+                first + 2,
+                "after its own write it reads anew"
+            );
+        });
+    }
+
+    /// A panic inside a session ends its transaction: the next session on this thread reads a
+    /// new snapshot.
+    #[test]
+    fn a_panic_ends_the_session() {
+        let (_dir, store) = store();
+        let before = store.session(|| users(&store));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.session(|| {
+                users(&store);
+                panic!("boom");
+            })
+        }));
+        assert!(caught.is_err());
+        let other = store.clone();
+        std::thread::spawn(move || other.write(|db| db.insert_user("eve", false).map(|_| ())))
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.session(|| users(&store)), before + 1);
+    }
 }
