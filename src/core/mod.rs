@@ -508,7 +508,6 @@ fn new_key<'a>(
     }
 }
 
-/// The title and expiry of a key about to be created or attached.
 /// Each key with the repositories it is attached to: one probe of the links' `key_id` index a key.
 fn with_repos(db: &Db, keys: Vec<DeployKey>) -> Result<Vec<KeyWithRepos>> {
     let mut items = Vec::with_capacity(keys.len());
@@ -523,6 +522,7 @@ fn with_repos(db: &Db, keys: Vec<DeployKey>) -> Result<Vec<KeyWithRepos>> {
     Ok(items)
 }
 
+/// The title and expiry of a key about to be created or attached.
 fn check_details(submission: &KeySubmission) -> Result<()> {
     check_title(&submission.title)?;
     if submission.expires_at.is_some_and(|at| at <= now_ms()) {
