@@ -117,17 +117,22 @@ mod tests {
         store.read(|db| db.list_users().map(|u| u.len())).unwrap()
     }
 
+    /// Adds a user from another thread, as another request (or gateway) would.
+    fn commit_elsewhere(store: &Store) {
+        let other = store.clone();
+        std::thread::spawn(move || other.write(|db| db.insert_user("eve", false).map(|_| ())))
+            .join()
+            .unwrap()
+            .unwrap();
+    }
+
     /// A change committed between two sessions on the same worker thread is seen by the second:
     /// nothing of the first session's snapshot survives it (a revocation counts at once).
     #[test]
     fn each_session_sees_what_was_committed_before_it() {
         let (_dir, store) = store();
         let before = store.session(|| users(&store));
-        let other = store.clone();
-        std::thread::spawn(move || other.write(|db| db.insert_user("eve", false).map(|_| ())))
-            .join()
-            .unwrap()
-            .unwrap();
+        commit_elsewhere(&store);
         assert_eq!(store.session(|| users(&store)), before + 1);
     }
 
@@ -138,11 +143,7 @@ mod tests {
         let (_dir, store) = store();
         store.session(|| {
             let first = users(&store);
-            let other = store.clone();
-            std::thread::spawn(move || other.write(|db| db.insert_user("eve", false).map(|_| ())))
-                .join()
-                .unwrap()
-                .unwrap();
+            commit_elsewhere(&store);
             assert_eq!(users(&store), first, "same snapshot within the session");
             assert_eq!(
                 store.session(|| users(&store)),
@@ -173,11 +174,7 @@ mod tests {
             })
         }));
         assert!(caught.is_err());
-        let other = store.clone();
-        std::thread::spawn(move || other.write(|db| db.insert_user("eve", false).map(|_| ())))
-            .join()
-            .unwrap()
-            .unwrap();
+        commit_elsewhere(&store);
         assert_eq!(store.session(|| users(&store)), before + 1);
     }
 }
