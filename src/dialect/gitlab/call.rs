@@ -313,8 +313,9 @@ pub(super) fn paged<T: Serialize>(
 }
 
 /// A 200 keyset page as GitLab answers it: no `X-*` headers, only an absolute `Link` with
-/// `rel="next"`, whose cursor is the last id of this page. An empty page, the end of the walk,
-/// has no `Link` at all. `last_id` is that of the page's last row, if any.
+/// `rel="next"`, whose cursor is the last id of this page. A page shorter than `per_page` is the
+/// end of the walk and has no `Link` at all (nor has an empty one, which a full last page leads
+/// to). `last_id` is that of the page's last row, if any.
 pub(super) fn keyset_paged<T: Serialize>(
     req: &HttpRequest,
     state: &State,
@@ -324,7 +325,7 @@ pub(super) fn keyset_paged<T: Serialize>(
     items: &[T],
 ) -> HttpResponse {
     let mut res = json(StatusCode::OK, items);
-    let Some(last_id) = last_id else {
+    let Some(last_id) = last_id.filter(|_| items.len() >= keyset.per_page as usize) else {
         return res;
     };
     let (cursor, other) = if keyset.range.descending {
