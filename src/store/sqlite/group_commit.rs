@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ffi};
 
+use super::execute;
 use crate::store::StoreError;
 
 /// A batch takes no more requests than this, so a steady stream of writers cannot keep one
@@ -302,18 +303,14 @@ impl Writer {
         }
         // IMMEDIATE takes the write lock up front, so another process's writer queues on
         // busy_timeout instead of failing with SQLITE_BUSY when a read transaction upgrades.
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        execute(conn, "BEGIN IMMEDIATE")?;
         Ok(())
     }
 
     /// COMMIT is the batch's one fsync (synchronous=FULL).
     fn commit(&self, state: &mut State) -> Outcome {
         let open = state.open.take().expect("a batch is open");
-        let outcome = match state
-            .conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut c| c.execute([]))
-        {
+        let outcome = match execute(&state.conn, "COMMIT") {
             Ok(_) => {
                 self.counters.committed(open.members);
                 Outcome::Committed
@@ -359,10 +356,7 @@ fn run_member<T, E>(
     f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
 ) -> (Ran<T, E>, rusqlite::Result<()>) {
     // Not `change`: the core's own savepoints (Db::savepoint) nest inside this one.
-    if let Err(err) = conn
-        .prepare_cached("SAVEPOINT request")
-        .and_then(|mut s| s.execute([]))
-    {
+    if let Err(err) = execute(conn, "SAVEPOINT request") {
         return (None, Err(err));
     }
     let ran = panic::catch_unwind(AssertUnwindSafe(|| f(conn)));
@@ -375,11 +369,9 @@ fn run_member<T, E>(
         );
         return (Some(ran), Err(ended));
     }
-    // From the statement cache: parsing these anew for every request showed in the profile.
-    let release = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
     let control = match &ran {
-        Ok(Ok(_)) => release("RELEASE request"),
-        _ => release("ROLLBACK TO request").and_then(|()| release("RELEASE request")),
+        Ok(Ok(_)) => execute(conn, "RELEASE request"),
+        _ => execute(conn, "ROLLBACK TO request").and_then(|()| execute(conn, "RELEASE request")),
     };
     (Some(ran), control)
 }

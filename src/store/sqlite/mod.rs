@@ -167,15 +167,12 @@ impl SqliteStore {
             return f(&SqliteDb { conn });
         }
         let conn = self.pool.get().map_err(StoreError::from)?;
-        session::execute(&conn, "BEGIN").map_err(StoreError::from)?;
-        // A read changes nothing, so how it ends only matters for releasing the snapshot; the
-        // guard also ends it when `f` panics, before the connection goes back to the pool.
+        execute(&conn, "BEGIN").map_err(StoreError::from)?;
+        // The guard also ends the read when `f` panics, before the connection goes back to the pool.
         struct End<'a>(&'a Connection);
         impl Drop for End<'_> {
             fn drop(&mut self) {
-                if session::execute(self.0, "COMMIT").is_err() {
-                    let _ = session::execute(self.0, "ROLLBACK");
-                }
+                end_read(self.0);
             }
         }
         let _end = End(&conn);
@@ -207,6 +204,21 @@ impl SqliteStore {
     /// How many batches and requests the writer has committed (for metrics: batch sizes).
     pub fn batch_stats(&self) -> BatchStats {
         self.writer.stats()
+    }
+}
+
+/// Runs a statement that takes no parameters from the connection's statement cache: parsing
+/// `BEGIN`, `COMMIT` and the savepoint commands anew on every request cost more than the reads
+/// between them.
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Ends a read transaction. It changed nothing, so how it ends only matters for releasing its
+/// snapshot (a snapshot kept would pin the WAL and stop checkpoints).
+fn end_read(conn: &Connection) {
+    if execute(conn, "COMMIT").is_err() {
+        let _ = execute(conn, "ROLLBACK");
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use thread_local::ThreadLocal;
 
-use super::Result;
+use super::{Result, end_read, execute};
 
 const SESSION_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -58,9 +58,7 @@ impl Sessions {
         impl Drop for End<'_> {
             fn drop(&mut self) {
                 self.0.open.set(false);
-                if execute(&self.0.conn, "COMMIT").is_err() {
-                    let _ = execute(&self.0.conn, "ROLLBACK");
-                }
+                end_read(&self.0.conn);
             }
         }
         let _end = End(local);
@@ -95,12 +93,6 @@ impl Sessions {
             open: Cell::new(false),
         })
     }
-}
-
-/// Runs a statement that takes no parameters from the connection's statement cache: parsing
-/// `BEGIN` and `COMMIT` anew on every request cost more than the reads between them.
-pub(super) fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 #[cfg(test)]
