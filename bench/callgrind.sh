@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Counts the user-space instructions one GitLab GET of a key costs the release gateway, and one request
-# costs the hello-json anchor (bench/hello.rs), with valgrind's callgrind: a figure that repeats from run
+# Counts the user-space instructions one GitLab GET of a key and one GitLab list page of 20 keys cost
+# the release gateway, and one request costs the hello-json anchor (bench/hello.rs), with valgrind's callgrind: a figure that repeats from run
 # to run on a shared machine, where req/s and CPU time do not.
 #   bench/callgrind.sh [N]     N identical requests per server (default 2000)
 #   env: WARMUP (200 requests before the counted ones), OUT (where the callgrind.out files are kept,
@@ -9,8 +9,8 @@
 # once WARMUP + N, by `examples/loadgen.rs repeat` (one keep-alive connection, one request at a time,
 # each must be 200), then stopped with SIGTERM. Instructions per request = (Ir of the second run - Ir of
 # the first) / N: start-up, warm-up (first connection, prepared statements, page cache) and shutdown
-# cancel out. The database: 1000 keys on one repository (examples/seed.rs), GET of key 500 as in
-# bench/run.sh's gitlab-get. Needs valgrind (Debian package `valgrind`).
+# cancel out. The database: 1000 keys on one repository (examples/seed.rs), GET of key 500 and the first
+# page of 20, as in bench/run.sh. Needs valgrind (Debian package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-2000}"
@@ -36,7 +36,6 @@ db="$work/callgrind.db"
 target/release/examples/seed --db "$db" --keys 1000 --repos 1 >/dev/null
 "$bin" --db "$db" user add bench --admin >/dev/null
 token="$("$bin" --db "$db" token add bench)"
-path=/api/v4/projects/1/deploy_keys/500
 
 # Total Ir of one run of a server under callgrind that is sent COUNT requests.
 instructions() { # label, count, command...
@@ -48,7 +47,7 @@ instructions() { # label, count, command...
   # Valgrind takes seconds to start an 11 MB binary.
   for _ in $(seq 600); do u="$(grep -o 'listening on http://[0-9.:]*' "$work/$label.log" | head -1)"; [ -n "$u" ] && break; sleep 0.1; done
   [ -n "$u" ] || { echo "$label did not start:" >&2; cat "$work/$label.log" >&2; exit 1; }
-  "$gen" "${u#listening on }" "$token" repeat --path "$path" --count "$count"
+  "$gen" "${u#listening on }" "$token" repeat --path "${paths[$label]}" --count "$count"
   kill -TERM "$server"
   wait "$server" || true
   server=""
@@ -57,9 +56,11 @@ instructions() { # label, count, command...
 
 echo "keygate $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(valgrind --version), $n requests after $warm"
 declare -A per
-for label in gitlab-get hello-json; do
+declare -A paths=([gitlab-get]=/api/v4/projects/1/deploy_keys/500 [gitlab-list]='/api/v4/projects/1/deploy_keys?per_page=20'
+  [hello-json]=/api/v4/projects/1/deploy_keys/500)
+for label in gitlab-get gitlab-list hello-json; do
   case "$label" in
-    gitlab-get) cmd=("$bin" --db "$db" serve --internal-secret-file "$work/internal.secret") ;;
+    gitlab-*) cmd=("$bin" --db "$db" serve --internal-secret-file "$work/internal.secret") ;;
     hello-json) cmd=(target/release/examples/hello) ;;
   esac
   base="$(instructions "$label" "$warm" "${cmd[@]}")"
@@ -70,3 +71,5 @@ for label in gitlab-get hello-json; do
 done
 awk -v h="${per[hello-json]}" -v g="${per[gitlab-get]}" \
   'BEGIN{ printf "callgrind ratio hello-json / gitlab-get: %.2f (the same ratio as bench/run.sh, in instructions)\n", h / g }'
+awk -v l="${per[gitlab-list]}" -v g="${per[gitlab-get]}" \
+  'BEGIN{ printf "callgrind ratio gitlab-list (20 keys) / gitlab-get: %.2f (goal: at most 2)\n", l / g }'

@@ -2,6 +2,7 @@
 
 mod group_commit;
 mod groups;
+mod memo;
 #[cfg(test)]
 mod plans;
 mod queries;
@@ -163,8 +164,11 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        if let Some(conn) = self.sessions.current() {
-            return f(&SqliteDb { conn });
+        if let Some((conn, memo)) = self.sessions.current() {
+            return f(&SqliteDb {
+                conn,
+                memo: Some(memo),
+            });
         }
         let conn = self.pool.get().map_err(StoreError::from)?;
         execute(&conn, "BEGIN").map_err(StoreError::from)?;
@@ -176,7 +180,10 @@ impl SqliteStore {
             }
         }
         let _end = End(&conn);
-        f(&SqliteDb { conn: &conn })
+        f(&SqliteDb {
+            conn: &conn,
+            memo: None,
+        })
     }
 
     /// Runs `f`, with every read it makes on this thread sharing one transaction (see
@@ -195,7 +202,7 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let out = self.writer.run(|conn| f(&SqliteDb { conn }));
+        let out = self.writer.run(|conn| f(&SqliteDb { conn, memo: None }));
         // Reads after a write in the same session must see it.
         self.sessions.refresh();
         out
@@ -225,6 +232,8 @@ fn end_read(conn: &Connection) {
 /// A connection inside a transaction opened by `SqliteStore::read` or `SqliteStore::write`.
 pub struct SqliteDb<'a> {
     conn: &'a Connection,
+    /// A read session's memo (`memo.rs`); `None` on pooled reads and on the writer.
+    memo: Option<&'a std::cell::RefCell<memo::Memo>>,
 }
 
 // Each statement lives once, as an inherent method in queries.rs, groups.rs or ssh.rs; the

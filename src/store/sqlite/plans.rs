@@ -53,7 +53,10 @@ fn the_million_key_operations_walk_indexes_only() {
     let mut conn = Connection::open_in_memory().unwrap();
     migrate(&mut conn).unwrap();
     let tx = conn.transaction().unwrap();
-    let db = SqliteDb { conn: &tx };
+    let db = SqliteDb {
+        conn: &tx,
+        memo: None,
+    };
     let admin = db.insert_user("root", true).unwrap();
     db.insert_token(admin, b"hash", Scope::Api, None).unwrap();
     let ns = db.insert_namespace(None, "g", "g", "uuid").unwrap();

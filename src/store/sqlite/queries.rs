@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteDb;
+use super::memo::memoized;
 use crate::store::{
     DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope,
     StoreError, Token, User, now_ms,
@@ -166,32 +167,39 @@ impl SqliteDb<'_> {
 
     /// The token with this hash and its user.
     pub(super) fn token_by_hash(&self, hash: &[u8]) -> Result<Option<(Token, User)>> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT u.id, u.username, u.admin, u.created_at, \
+        memoized(
+            self.memo,
+            |m| &mut m.tokens,
+            hash,
+            || {
+                Ok(self
+                    .conn
+                    .prepare_cached(
+                        "SELECT u.id, u.username, u.admin, u.created_at, \
                         t.id, t.scope, t.expires_at, t.created_at \
                  FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
-            )?
-            .query_row([hash], |row| {
-                let user = user_at(row)?;
-                let scope: String = row.get(5)?;
-                Ok((
-                    Token {
-                        id: row.get(4)?,
-                        user_id: user.id,
-                        scope: if scope == "api" {
-                            Scope::Api
-                        } else {
-                            Scope::ReadApi
-                        },
-                        expires_at: row.get(6)?,
-                        created_at: row.get(7)?,
-                    },
-                    user,
-                ))
-            })
-            .optional()?)
+                    )?
+                    .query_row([hash], |row| {
+                        let user = user_at(row)?;
+                        let scope: String = row.get(5)?;
+                        Ok((
+                            Token {
+                                id: row.get(4)?,
+                                user_id: user.id,
+                                scope: if scope == "api" {
+                                    Scope::Api
+                                } else {
+                                    Scope::ReadApi
+                                },
+                                expires_at: row.get(6)?,
+                                created_at: row.get(7)?,
+                            },
+                            user,
+                        ))
+                    })
+                    .optional()?)
+            },
+        )
     }
 
     pub(super) fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>> {
@@ -288,7 +296,12 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn repo_by_id(&self, id: i64) -> Result<Option<Repository>> {
-        Ok(self
+        memoized(
+            self.memo,
+            |m| &mut m.repos_by_id,
+            &id,
+            || {
+                Ok(self
             .conn
             .prepare_cached(&format!(
                 "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
@@ -296,10 +309,17 @@ impl SqliteDb<'_> {
             ))?
             .query_row([id], |r| repo_at(r, 0))
             .optional()?)
+            },
+        )
     }
 
     pub(super) fn repo_by_path(&self, full_path: &str) -> Result<Option<Repository>> {
-        Ok(self
+        memoized(
+            self.memo,
+            |m| &mut m.repos_by_path,
+            full_path,
+            || {
+                Ok(self
             .conn
             .prepare_cached(&format!(
                 "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
@@ -307,6 +327,8 @@ impl SqliteDb<'_> {
             ))?
             .query_row([full_path], |r| repo_at(r, 0))
             .optional()?)
+            },
+        )
     }
 
     pub(super) fn list_repos(&self) -> Result<Vec<Repository>> {
@@ -352,13 +374,22 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn role_of(&self, repo_id: i64, user_id: i64) -> Result<Option<Role>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT role FROM memberships WHERE repo_id = ?1 AND user_id = ?2")?
-            .query_row([repo_id, user_id], |r| {
-                Ok(Role::from_str(&r.get::<_, String>(0)?))
-            })
-            .optional()?)
+        memoized(
+            self.memo,
+            |m| &mut m.roles,
+            &(repo_id, user_id),
+            || {
+                Ok(self
+                    .conn
+                    .prepare_cached(
+                        "SELECT role FROM memberships WHERE repo_id = ?1 AND user_id = ?2",
+                    )?
+                    .query_row([repo_id, user_id], |r| {
+                        Ok(Role::from_str(&r.get::<_, String>(0)?))
+                    })
+                    .optional()?)
+            },
+        )
     }
 
     // ---- keys and links ----
@@ -478,7 +509,12 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>> {
-        Ok(self
+        memoized(
+            self.memo,
+            |m| &mut m.linked,
+            &(repo_id, key_id),
+            || {
+                Ok(self
             .conn
             .prepare_cached(&format!(
                 "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
@@ -488,6 +524,8 @@ impl SqliteDb<'_> {
             ))?
             .query_row([repo_id, key_id], linked_at)
             .optional()?)
+            },
+        )
     }
 
     /// One page of a repository's keys in the order they were attached.
@@ -497,26 +535,41 @@ impl SqliteDb<'_> {
         offset: u64,
         limit: u32,
     ) -> Result<Vec<LinkedKey>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        memoized(
+            self.memo,
+            |m| &mut m.pages,
+            &(repo_id, offset, limit),
+            || {
+                let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
              FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
              LEFT JOIN users u ON u.id = l.added_by \
              WHERE l.id IN (SELECT id FROM key_links WHERE repo_id = ?1 ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0) \
              ORDER BY l.id"
         ))?;
-        // The subquery skips OFFSET rows on the (repo_id, id) index alone; only the page is joined.
-        let rows = stmt.query_map(params![repo_id, limit, offset as i64], linked_at)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+                // The subquery skips OFFSET rows on the (repo_id, id) index alone; only the page is joined.
+                let rows = stmt.query_map(params![repo_id, limit, offset as i64], linked_at)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            },
+        )
     }
 
     pub(super) fn count_linked_keys(&self, repo_id: i64, upto: u64) -> Result<u64> {
         // From the counters of migration 6: walking the links cost half of a list of 20.
-        let n: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT n FROM link_counts WHERE repo_id = ?1")?
-            .query_row([repo_id], |r| r.get(0))
-            .optional()?;
-        Ok((n.unwrap_or(0).max(0) as u64).min(upto))
+        let n = memoized(
+            self.memo,
+            |m| &mut m.link_counts,
+            &repo_id,
+            || {
+                let n: Option<i64> = self
+                    .conn
+                    .prepare_cached("SELECT n FROM link_counts WHERE repo_id = ?1")?
+                    .query_row([repo_id], |r| r.get(0))
+                    .optional()?;
+                Ok::<_, StoreError>(n.unwrap_or(0).max(0) as u64)
+            },
+        )?;
+        Ok(n.min(upto))
     }
 
     /// Every repository a key is attached to, with its push permission there.

@@ -1,19 +1,22 @@
 //! Read sessions: every read a request makes shares one snapshot on its worker thread's own connection.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use thread_local::ThreadLocal;
 
+use super::memo::Memo;
 use super::{Result, end_read, execute};
 
 const SESSION_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// One thread's read connection, and whether a session's transaction is open on it.
+/// One thread's read connection, whether a session's transaction is open on it, and the rows
+/// its sessions read while the database stayed unchanged.
 struct Local {
     conn: Connection,
     open: Cell<bool>,
+    memo: RefCell<Memo>,
 }
 
 /// The read connections of the threads that ran sessions on one database. A session runs on an
@@ -52,6 +55,13 @@ impl Sessions {
             return f();
         }
         local.open.set(true);
+        // Taking the version is what opens the snapshot (BEGIN is deferred), so the version is
+        // the snapshot's own.
+        let version = local
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)));
+        local.memo.borrow_mut().validate(version.ok());
         // Ends the transaction on every way out, a panic included, so the connection is never
         // left holding a snapshot (that would pin the WAL and stop checkpoints).
         struct End<'a>(&'a Local);
@@ -65,18 +75,19 @@ impl Sessions {
         f()
     }
 
-    /// The connection of this thread's open session, if there is one.
-    pub(super) fn current(&self) -> Option<&Connection> {
+    /// The connection of this thread's open session and its memo, if there is one.
+    pub(super) fn current(&self) -> Option<(&Connection, &RefCell<Memo>)> {
         self.threads
             .get()
             .filter(|local| local.open.get())
-            .map(|local| &local.conn)
+            .map(|local| (&local.conn, &local.memo))
     }
 
     /// After a write made inside a session, its later reads must see that write: the snapshot
     /// is dropped, and the next read takes a new one.
     pub(super) fn refresh(&self) {
-        if let Some(conn) = self.current() {
+        if let Some((conn, memo)) = self.current() {
+            memo.borrow_mut().invalidate();
             let _ = execute(conn, "COMMIT").and_then(|()| execute(conn, "BEGIN"));
         }
     }
@@ -91,6 +102,7 @@ impl Sessions {
         Ok(Local {
             conn,
             open: Cell::new(false),
+            memo: RefCell::default(),
         })
     }
 }
@@ -168,5 +180,44 @@ mod tests {
         assert!(caught.is_err());
         commit_elsewhere(&store);
         assert_eq!(store.session(|| users(&store)), before + 1);
+    }
+
+    fn token(store: &Store) -> Option<i64> {
+        store
+            .read(|db| db.token_by_hash(b"h").map(|t| t.map(|(t, _)| t.id)))
+            .unwrap()
+    }
+
+    /// Sessions on an unchanged database take the rows the memo kept; once anything commits
+    /// (here another connection, as another process would) the next session reads anew, so a
+    /// deleted token is gone at once. Within a session that wrote, nothing is kept.
+    #[test]
+    fn the_memo_serves_only_an_unchanged_database() {
+        use super::super::memo::MISSES;
+        let (dir, store) = store();
+        let id = store
+            .write(|db| {
+                let user = db.insert_user("ann", false)?;
+                db.insert_token(user, b"h", crate::store::Scope::Api, None)
+            })
+            .unwrap();
+        let misses = || MISSES.with(|m| m.get());
+        let start = misses();
+        assert_eq!(store.session(|| token(&store)), Some(id));
+        assert_eq!(misses(), start + 1, "the first session reads the row");
+        assert_eq!(store.session(|| token(&store)), Some(id));
+        assert_eq!(misses(), start + 1, "the second takes it from the memo");
+        let other = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+        other.execute("DELETE FROM tokens", []).unwrap();
+        assert_eq!(store.session(|| token(&store)), None, "deleted elsewhere");
+        assert_eq!(misses(), start + 2);
+        store.session(|| {
+            store
+                .write(|db| db.insert_token(1, b"h", crate::store::Scope::Api, None))
+                .unwrap();
+            assert!(token(&store).is_some(), "its own write is seen");
+            token(&store);
+        });
+        assert_eq!(misses(), start + 2, "a session that wrote neither keeps nor serves rows");
     }
 }
