@@ -218,6 +218,10 @@ mod tests {
             assert!(token(&store).is_some(), "its own write is seen");
             token(&store);
         });
-        assert_eq!(misses(), start + 2, "a session that wrote neither keeps nor serves rows");
+        assert_eq!(
+            misses(),
+            start + 2,
+            "a session that wrote neither keeps nor serves rows"
+        );
     }
 }
