@@ -83,7 +83,7 @@ pub fn with_retry_after(mut res: HttpResponse) -> HttpResponse {
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("application/json")
-        .body(serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()))
+        .body(sonic_rs::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
 fn datetime(ms: i64) -> OffsetDateTime {
@@ -114,6 +114,25 @@ pub fn iso_seconds(ms: i64) -> String {
             ms,
             format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"),
         ),
+    }
+}
+
+/// A GitLab timestamp (`iso_millis`) that serializes without a heap allocation: a list page
+/// writes three per key, and allocating each was a tenth of the page's CPU.
+#[derive(Clone, Copy, Debug)]
+pub struct IsoMillis(pub i64);
+
+impl Serialize for IsoMillis {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use std::fmt::Write;
+        let Some(at) = system_time(self.0) else {
+            return serializer.serialize_str(&iso_millis(self.0));
+        };
+        // 24 bytes: `2024-10-03T01:32:21.992Z`.
+        let mut text = arrayvec::ArrayString::<24>::new();
+        write!(text, "{}", humantime::format_rfc3339_millis(at))
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
     }
 }
 
@@ -175,5 +194,9 @@ mod tests {
         assert_eq!(iso_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(iso_seconds(253_402_300_799_999), "9999-12-31T23:59:59Z");
         assert_eq!(iso_millis(-1), "1969-12-31T23:59:59.999Z");
+        for ms in [0, 951_782_400_123, 253_402_300_799_999, 253_402_300_800_000, -1] {
+            let json = sonic_rs::to_string(&IsoMillis(ms)).unwrap();
+            assert_eq!(json, format!("\"{}\"", iso_millis(ms)), "{ms}");
+        }
     }
 }

@@ -3,15 +3,15 @@
 use serde::Serialize;
 
 use crate::core::{DeployKey, KeyWithRepos, LinkedKey, Repository, User};
-use crate::dialect::iso_millis;
+use crate::dialect::{IsoMillis, iso_millis};
 
 #[derive(Serialize)]
 pub(super) struct KeyBody<'a> {
     id: i64,
     title: &'a str,
-    created_at: String,
-    expires_at: Option<String>,
-    last_used_at: Option<String>,
+    created_at: IsoMillis,
+    expires_at: Option<IsoMillis>,
+    last_used_at: Option<IsoMillis>,
     key: &'a str,
     usage_type: &'static str,
     fingerprint: &'a str,
@@ -24,9 +24,9 @@ pub(super) fn key_body(key: &DeployKey, can_push: Option<bool>) -> KeyBody<'_> {
     KeyBody {
         id: key.id,
         title: &key.title,
-        created_at: iso_millis(key.created_at),
-        expires_at: key.expires_at.map(iso_millis),
-        last_used_at: key.last_used_at.map(iso_millis),
+        created_at: IsoMillis(key.created_at),
+        expires_at: key.expires_at.map(IsoMillis),
+        last_used_at: key.last_used_at.map(IsoMillis),
         key: &key.key_text,
         usage_type: "auth_and_signing",
         fingerprint: &key.fingerprint_md5,
