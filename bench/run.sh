@@ -141,11 +141,15 @@ ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN{ if (a != "" && b + 0 > 0) prin
 stop_others() { local p; for p in "${others[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; others=(); }
 vm() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; } # pid, VmRSS/VmHWM: kB
 
-# One size of the scale scenarios: a fresh database of N keys on R repositories (examples/seed.rs,
-# round-robin, so bench/repo-1 holds N/R), its own gateway, the four lookups, then the gateway's memory.
+# A fresh database of N keys on R repositories (examples/seed.rs, round-robin, so bench/repo-1 holds N/R).
+scale_seed() { # keys, repos
+  "$seeder" --db "$work/scale-$1.db" --keys "$1" --repos "$2" --sample-out "$work/sample-$1" --sample 1000 | sed "s/^/scale N=$1: /"
+}
+# One size of the scale scenarios: its database (seeded here unless it is already), its own gateway,
+# the four lookups, then the gateway's memory.
 scale_size() { # keys, repos
   local n="$1" repos="$2" sdb="$work/scale-$1.db" log="$work/scale-$1.log" surl spid stoken secret rid kid
-  "$seeder" --db "$sdb" --keys "$n" --repos "$repos" --sample-out "$work/sample-$n" --sample 1000 | sed "s/^/scale N=$n: /"
+  [ -e "$sdb" ] || scale_seed "$n" "$repos"
   "$bin" --db "$sdb" user add bench --admin >/dev/null
   stoken="$("$bin" --db "$sdb" token add bench)"
   # Seeding 10^6 keys leaves ~0.5 GB of dirty pages; their writeback would land in the measurements.
@@ -202,6 +206,10 @@ for s in "${scenarios[@]}"; do
     scale)
       if [ -n "$schema" ]; then echo "scale: SQLite only (examples/seed.rs writes a file); skipped" >&2; continue; fi
       echo "scale: 1000 keys on 1 repository, then $scale_keys keys on $(( (scale_keys + 999) / 1000 )) repositories of ~1000 (bench/repo-1 is the one measured)"
+      # Both databases first: seeding N takes minutes, and the two sizes are compared only if they
+      # are measured close together, under the same load from whatever else runs on the machine.
+      scale_seed "$scale_keys" "$(( (scale_keys + 999) / 1000 ))"
+      scale_seed 1000 1
       scale_size 1000 1
       scale_size "$scale_keys" "$(( (scale_keys + 999) / 1000 ))" ;;
     create-delete)
