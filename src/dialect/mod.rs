@@ -194,7 +194,13 @@ mod tests {
         assert_eq!(iso_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(iso_seconds(253_402_300_799_999), "9999-12-31T23:59:59Z");
         assert_eq!(iso_millis(-1), "1969-12-31T23:59:59.999Z");
-        for ms in [0, 951_782_400_123, 253_402_300_799_999, 253_402_300_800_000, -1] {
+        for ms in [
+            0,
+            951_782_400_123,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -1,
+        ] {
             let json = sonic_rs::to_string(&IsoMillis(ms)).unwrap();
             assert_eq!(json, format!("\"{}\"", iso_millis(ms)), "{ms}");
         }
