@@ -104,9 +104,11 @@ pub fn run(db: &Path, command: Command) -> Result<Option<String>, String> {
     let store = Store::open(db).map_err(|e| e.to_string())?;
     let core = Core::new(store, KeyPolicy::default());
     let out = match command {
-        Command::Serve(_) | Command::Ssh(_) | Command::Db(_) => {
-            unreachable!("not an admin command")
-        }
+        Command::Serve(_)
+        | Command::Ssh(_)
+        | Command::Db(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => unreachable!("not an admin command"),
         Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),
         Command::User(UserCmd::List) => core.users().map(|users| {
             lines(users.iter().map(|u| {

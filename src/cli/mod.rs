@@ -1,7 +1,11 @@
 //! The `keygate` command line: the clap types of every subcommand, and the dispatch to them.
 
 mod admin;
+mod completions;
+pub mod config_file;
 mod db;
+pub mod logging;
+mod man;
 mod serve;
 mod ssh;
 
@@ -9,6 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use logging::LogFormat;
 
 pub use admin::{AccessKeyCmd, GroupCmd, RepoCmd, TokenCmd, UserCmd};
 pub use db::DbCmd;
@@ -33,6 +39,20 @@ pub struct Cli {
         default_value = "keygate.db"
     )]
     pub db: PathBuf,
+    /// TOML file of settings: top-level `db` and `log-format`, and a [serve] and an [ssh] table
+    /// of the flags of those commands by their long names (docs/operations.md). A flag or its
+    /// environment variable wins over the file.
+    #[arg(long, global = true, env = "KEYGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How log lines are written to stderr: env_logger's text, or one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYGATE_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,6 +83,14 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Print a completion script for SHELL on stdout (e.g. `keygate completions bash >
+    /// /etc/bash_completion.d/keygate`).
+    Completions { shell: clap_complete::Shell },
+    /// Print keygate's man page (roff) on stdout, or write one page per command into --out DIR.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// The whole program: `src/main.rs` only calls this.
@@ -71,11 +99,17 @@ pub fn main() -> ExitCode {
     if let Some(code) = ssh::fast_path(&argv) {
         return code;
     }
-    let cli = Cli::parse_from(argv);
+    let cli = match config_file::parse::<Cli>(&argv, None) {
+        Ok(cli) => cli,
+        Err(message) => {
+            eprintln!("keygate: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Command::Ssh(cmd) = cli.command {
         return ssh::run(cmd);
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    logging::init(cli.log_format);
     match run(cli) {
         Ok(Some(out)) => {
             println!("{out}");
@@ -95,6 +129,8 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
             .map(|_| None)
             .map_err(|e| e.to_string()),
         Command::Db(cmd) => db::run(&cli.db, cmd),
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man { out } => man::run(out.as_deref()),
         Command::Ssh(_) => unreachable!("main runs the SSH side without a log or a database"),
         command => admin::run(&cli.db, command),
     }

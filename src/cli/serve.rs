@@ -67,7 +67,10 @@ pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
         .listen
         .rsplit_once(':')
         .map_or("127.0.0.1", |(h, _)| h);
-    eprintln!("keygate listening on http://{host}:{}", app.port());
+    super::logging::announce(&format!(
+        "keygate listening on http://{host}:{}",
+        app.port()
+    ));
     app.run().await?;
     log::info!("keygate stopped");
     Ok(())

@@ -69,6 +69,10 @@ pub struct AuthorizedKeysArgs {
     about = "sshd's AuthorizedKeysCommand: `… %u %t %k`. Prints the forced-command line for an active deploy key, and nothing otherwise"
 )]
 struct AuthorizedKeysCli {
+    /// TOML file of settings; this command reads its [ssh] table (docs/ssh.md). sshd gives the
+    /// command no environment, so this replaces the KEYGATE_* variables.
+    #[arg(long, env = "KEYGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     args: AuthorizedKeysArgs,
 }
@@ -76,10 +80,16 @@ struct AuthorizedKeysCli {
 /// Runs `keygate ssh authorized-keys …` with its own small parser; `None` for any other command.
 pub fn fast_path(argv: &[OsString]) -> Option<ExitCode> {
     if argv.len() > 2 && argv[1] == "ssh" && argv[2] == "authorized-keys" {
-        let rest = argv[..1].iter().chain(&argv[3..]);
-        return Some(run(SshCmd::AuthorizedKeys(
-            AuthorizedKeysCli::parse_from(rest).args,
-        )));
+        let rest: Vec<OsString> = argv[..1].iter().chain(&argv[3..]).cloned().collect();
+        return Some(
+            match super::config_file::parse::<AuthorizedKeysCli>(&rest, Some("ssh")) {
+                Ok(cli) => run(SshCmd::AuthorizedKeys(cli.args)),
+                Err(message) => {
+                    eprintln!("keygate: {message}");
+                    ExitCode::FAILURE
+                }
+            },
+        );
     }
     None
 }
