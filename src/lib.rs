@@ -1,6 +1,7 @@
 //! keygate: one deploy-key core served through the GitHub, GitLab and CodeArts Repo APIs.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod dialect;

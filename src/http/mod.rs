@@ -48,13 +48,15 @@ pub async fn request_log(
             .insert(HeaderName::from_static("x-request-id"), value);
     }
     if let Some((method, path)) = logged {
-        log::info!(
-            "{} {} {} {:.1}ms id={}",
-            method,
-            path,
+        let (status, ms) = (
             res.status().as_u16(),
             started.elapsed().as_secs_f64() * 1000.0,
-            id
+        );
+        // The key-values are for `--log-format json`; the text line shows only the message.
+        log::info!(
+            method = method.as_str(), path = path.as_str(), status = status,
+            latency_ms = (ms * 1000.0).round() / 1000.0, request_id = id.as_str();
+            "{method} {path} {status} {ms:.1}ms id={id}"
         );
     }
     Ok(res)

@@ -1,0 +1,77 @@
+//! `keygate serve`: its flags, turned into `Settings`, and the server run until stopped.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::Settings;
+use crate::core::KeyPolicy;
+use crate::server::Application;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "KEYGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Base URL clients use to reach keygate (for Link, url and Location), e.g. https://keys.example.com
+    #[arg(long, env = "KEYGATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Smallest RSA key accepted, in bits.
+    #[arg(long, env = "KEYGATE_MIN_RSA_BITS", default_value_t = 2048)]
+    min_rsa_bits: u32,
+    /// Accept ssh-dss (DSA) keys, which OpenSSH has disabled by default since 7.0.
+    #[arg(long, env = "KEYGATE_ALLOW_DSA")]
+    allow_dsa: bool,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "KEYGATE_WORKERS", default_value_t = 0)]
+    workers: usize,
+    /// The secret SSH hosts present on /internal/ routes (created 0600 when missing) [default:
+    /// internal.secret beside the database]
+    #[arg(long, env = "KEYGATE_INTERNAL_SECRET_FILE")]
+    internal_secret_file: Option<PathBuf>,
+    /// Most connections open at once, over all workers; default and ceiling: the open-file limit
+    /// (ulimit -n) less 128 descriptors kept for the database and the server itself.
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Most connections open at once from one client address (0: no limit, e.g. behind a proxy,
+    /// where every client has the proxy's address) [default: half of --max-connections]
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Seconds a client may take to send a request body once its headers are in (then 408).
+    #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+}
+
+#[actix_web::main]
+pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
+    let settings = Settings {
+        listen: args.listen,
+        public_url: args.public_url,
+        policy: KeyPolicy {
+            min_rsa_bits: args.min_rsa_bits,
+            allow_dsa: args.allow_dsa,
+        },
+        workers: args.workers,
+        internal_secret_file: args.internal_secret_file,
+        max_connections: args
+            .max_connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout),
+        max_connections_per_ip: args.max_connections_per_ip,
+        ..Settings::new(db)
+    };
+    let app = Application::build(settings.clone())?;
+    // Tests and scripts wait for this exact line to learn the port.
+    let host = settings
+        .listen
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(h, _)| h);
+    super::logging::announce(&format!(
+        "keygate listening on http://{host}:{}",
+        app.port()
+    ));
+    app.run().await?;
+    log::info!("keygate stopped");
+    Ok(())
+}
