@@ -177,6 +177,12 @@ struct ServeArgs {
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_timeout: u64,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); SIGHUP reloads it and the key.
+    #[arg(long, env = "KEYGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KEYGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -516,6 +522,10 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
         max_connections_per_ip: args.max_connections_per_ip,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| keygate::config::TlsFiles { cert, key }),
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;
@@ -524,7 +534,11 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
         .listen
         .rsplit_once(':')
         .map_or("127.0.0.1", |(h, _)| h);
-    eprintln!("keygate listening on http://{host}:{}", app.port());
+    eprintln!(
+        "keygate listening on {}://{host}:{}",
+        app.scheme(),
+        app.port()
+    );
     app.run().await?;
     log::info!("keygate stopped");
     Ok(())
