@@ -491,3 +491,67 @@ fn a_missing_or_mismatched_certificate_stops_the_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
 }
+
+/// `keygate ssh authorized-keys` against an https gateway, trusting `ca` (or the system store).
+fn door(gw: &Gateway, secret: &Path, ca: Option<&Path>, key: &str) -> std::process::Output {
+    let mut words = key.split_whitespace();
+    let (kind, b64) = (words.next().unwrap(), words.next().unwrap());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
+    cmd.args([
+        "ssh",
+        "authorized-keys",
+        "--gateway",
+        &gw.url,
+        "--secret-file",
+    ])
+    .arg(secret)
+    .args(["--git-root", "/srv/git", "git", kind, b64])
+    .env_remove("SSL_CERT_DIR")
+    .env_remove("KEYGATE_GATEWAY_URL");
+    match ca {
+        Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+        None => cmd.env_remove("SSL_CERT_FILE"),
+    };
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_ssh_door_reaches_an_https_gateway_trusting_ssl_cert_file() {
+    let (gw, dir) = tls_gateway(|_| {});
+    let seed = gw.seed();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, gw.internal_secret()).unwrap();
+    let key = fresh_key("door");
+    let id = gw
+        .req(
+            "POST",
+            &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+        )
+        .token(&seed.alice)
+        .json(&json!({"title": "t", "key": key}))
+        .send()
+        .expect(201)
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let out = door(&gw, &secret, Some(&pki().ca_pem()), &key);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains(&format!("key-{id}\",restrict ")),
+        "{printed}"
+    );
+    // The system store does not hold the test CA: no verdict, so nothing is printed and the door fails.
+    let out = door(&gw, &secret, None, &key);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach the keygate gateway"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
