@@ -249,10 +249,12 @@ fn the_public_url_still_wins_over_https() {
     );
 }
 
-/// `curl` (with its CA bundle variables out of the way) against `url`, printing the HTTP version.
-fn curl_version(url: &str, flag: &str) -> String {
+/// `curl ARGS URL` (with the machine's CA bundle variables out of the way, trusting the test CA):
+/// the HTTP version, the status and the body.
+fn curl(url: &str, args: &[&str]) -> (String, u16, String) {
     let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_version}", flag])
+        .args(["-sS", "-w", "\n%{http_version} %{http_code}"])
+        .args(args)
         .arg("--cacert")
         .arg(pki().ca_pem())
         .arg(url)
@@ -260,20 +262,47 @@ fn curl_version(url: &str, flag: &str) -> String {
         .env_remove("SSL_CERT_FILE")
         .output()
         .expect("curl runs (scripts/test.sh installs it)");
+    let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success(),
-        "curl {flag} {url}: {}",
+        "curl {args:?} {url}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    let (body, tail) = stdout.rsplit_once('\n').unwrap();
+    let (version, status) = tail.split_once(' ').unwrap();
+    (
+        version.to_string(),
+        status.parse().unwrap(),
+        body.to_string(),
+    )
 }
 
 #[test]
 fn alpn_offers_http2_and_http1() {
     let (gw, _dir) = tls_gateway(|_| {});
+    let seed = gw.seed();
     let url = format!("{}/api/v3", gw.url);
-    assert_eq!(curl_version(&url, "--http2"), "2");
-    assert_eq!(curl_version(&url, "--http1.1"), "1.1");
+    assert_eq!(curl(&url, &["--http2"]).0, "2");
+    assert_eq!(curl(&url, &["--http1.1"]).0, "1.1");
+    // A request with a body over HTTP/2, through the body deadline and into the store.
+    let url = format!("{}/api/v4/projects/{}/deploy_keys", gw.url, seed.widgets);
+    let body = json!({"title": "h2", "key": fresh_key("h2")}).to_string();
+    let token = format!("PRIVATE-TOKEN: {}", seed.alice);
+    let header = [
+        "--http2",
+        "-H",
+        &token,
+        "-H",
+        "Content-Type: application/json",
+    ];
+    let (version, status, answer) = curl(&url, &[&header[..], &["--data", &body]].concat());
+    assert_eq!((version.as_str(), status), ("2", 201), "{answer}");
+    let (_, status, listed) = curl(&url, &header);
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&listed).unwrap()[0]["title"],
+        "h2"
+    );
 }
 
 /// `openssl s_client` limited to one protocol version; SECLEVEL=0 so that OpenSSL's own side
