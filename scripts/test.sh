@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust suites (the SSH door's with a real sshd and git), then the real-client
 # suites (python-gitlab, PyGithub, githubkit, ghapi, gql, the huaweicloud SDK, octokit, gitbeaker)
-# against the real binary, each on SQLite and again on PostgreSQL. Installs what they need: a pinned
-# venv, the locked node_modules, ssh-keygen and sshd (openssh-server), the `git` account the SSH door
-# serves, and PostgreSQL 15 (scripts/pg-test-cluster.sh) when it is missing.
+# against the real binary, each on SQLite and again on PostgreSQL, and once more over HTTPS on
+# SQLite. Installs what they need: a pinned venv, the locked node_modules, ssh-keygen and sshd
+# (openssh-server), openssl, curl and gh, the `git` account the SSH door serves, and PostgreSQL 15
+# (scripts/pg-test-cluster.sh) when it is missing.
 #
 # PostgreSQL: KEYGATE_TEST_POSTGRES_URL when given (the tests create and drop schemas in its
 # database); otherwise a throwaway cluster of our own, on a free loopback port, stopped at the end.
@@ -30,6 +31,18 @@ if ! command -v ssh-keygen >/dev/null 2>&1 || [ ! -x /usr/sbin/sshd ]; then
   echo "installing openssh-client and openssh-server for the fingerprint and SSH door tests"
   apt_install openssh-client openssh-server
 fi
+# openssl and curl: tests/tls.rs (TLS versions, ALPN) and the client suites' throwaway CA; gh: the
+# GitHub CLI recipe (tests/clients/test_gh_cli.py).
+missing=()
+for tool in openssl curl gh; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} for the TLS tests"
+  apt_install "${missing[@]}"
+fi
+# From here on a missing gh fails its test instead of skipping it.
+if as_root; then export KEYGATE_TEST_GH=require; fi
 if as_root; then
   # The account the SSH door serves. '*' rather than useradd's '!': with UsePAM no, sshd takes
   # '!' for a locked account and refuses it before any key is looked at.
@@ -68,4 +81,6 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   (cd tests/clients/node && npm ci --no-audit --no-fund --silent) || { echo "npm ci failed in tests/clients/node" >&2; exit 1; }
 fi
 env -u KEYGATE_TEST_BACKEND KEYGATE_BIN="$PWD/target/debug/keygate" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients
+# Every client suite again over HTTPS (SQLite): a throwaway CA, the clients trusting it alone.
+env -u KEYGATE_TEST_BACKEND KEYGATE_TEST_TLS=1 KEYGATE_BIN="$PWD/target/debug/keygate" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients
 KEYGATE_TEST_BACKEND=postgres KEYGATE_BIN="$PWD/target/debug/keygate" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients

@@ -31,6 +31,16 @@ pub struct Settings {
     pub max_connections_per_ip: Option<usize>,
     /// Time allowed to receive a request body once its headers are complete (answered 408).
     pub body_timeout: Duration,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP (see `http::tls`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the server's certificate chain (leaf first) and its private key, read at start
+/// and again on each SIGHUP.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Settings {
@@ -47,6 +57,7 @@ impl Settings {
             max_connections_per_ip: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             internal_secret_file: None,
+            tls: None,
         }
     }
 
@@ -79,6 +90,7 @@ impl std::fmt::Debug for Settings {
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("body_timeout", &self.body_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::core::Core;
 use crate::dialect;
 use crate::http::limits::{self, BodyDeadline};
-use crate::http::{State, request_log};
+use crate::http::{State, request_log, tls};
 use crate::store::Store;
 
 /// Connections waiting to be accepted. Waiting ones hold no descriptor of ours; past this the
@@ -26,6 +26,7 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Application {
     port: u16,
+    tls: bool,
     server: Server,
 }
 
@@ -83,8 +84,15 @@ impl Application {
         .backlog(BACKLOG)
         .keep_alive(KEEP_ALIVE)
         .client_request_timeout(HEADER_TIMEOUT)
-        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
-        .bind(&settings.listen)?;
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT);
+        let server = match &settings.tls {
+            Some(files) => {
+                let (config, cert) = tls::server_config(files)?;
+                tls::reload_on_sighup(cert)?;
+                server.bind_rustls_0_23(&settings.listen, config)?
+            }
+            None => server.bind(&settings.listen)?,
+        };
         let port = server
             .addrs()
             .first()
@@ -102,12 +110,18 @@ impl Application {
         );
         Ok(Application {
             port,
+            tls: settings.tls.is_some(),
             server: server.run(),
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 
     /// Serves until SIGINT/SIGTERM (actix stops gracefully on both) or the handle stops it.

@@ -41,6 +41,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_timeout: u64,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); SIGHUP reloads it and the key.
+    #[arg(long, env = "KEYGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KEYGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[actix_web::main]
@@ -59,6 +65,10 @@ pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
         max_connections_per_ip: args.max_connections_per_ip,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| crate::config::TlsFiles { cert, key }),
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;
@@ -68,7 +78,8 @@ pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
         .rsplit_once(':')
         .map_or("127.0.0.1", |(h, _)| h);
     super::logging::announce(&format!(
-        "keygate listening on http://{host}:{}",
+        "keygate listening on {}://{host}:{}",
+        app.scheme(),
         app.port()
     ));
     app.run().await?;

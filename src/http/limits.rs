@@ -180,7 +180,7 @@ impl PeerConnections {
         if self.limit == 0 {
             return;
         }
-        let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        let Some(stream) = super::tls::tcp_stream(conn) else {
             return;
         };
         let Ok(peer) = stream.peer_addr() else {

@@ -1,8 +1,9 @@
-//! What every dialect shares over HTTP: handler state, request ids and logging, parsing, paging, base URLs, limits.
+//! What every dialect shares over HTTP: handler state, request ids and logging, parsing, paging, base URLs, limits, TLS.
 
 mod body;
 pub mod limits;
 mod page;
+pub mod tls;
 
 pub use body::{BodyError, MAX_BODY_BYTES, Params, read_body};
 pub use page::{Pagination, link_header};
@@ -104,7 +105,7 @@ pub fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
 }
 
 /// `scheme://host[:port]` as the client sees this server, without a trailing slash: `--public-url`
-/// when set, else `http://` and the request's Host header. Forwarding headers (`X-Forwarded-Host`,
+/// when set, else `https://` (when this server speaks TLS) or `http://` and the request's Host header. Forwarding headers (`X-Forwarded-Host`,
 /// `Forwarded`) are ignored on purpose: any client can send them, and these URLs are followed by
 /// clients with their credentials. Behind a proxy, set `--public-url`.
 pub fn base_url(req: &HttpRequest, state: &State) -> String {
@@ -118,7 +119,13 @@ pub fn base_url(req: &HttpRequest, state: &State) -> String {
         .filter(|h| !h.is_empty() && h.bytes().all(is_host_byte))
         .map(str::to_string)
         .unwrap_or_else(|| req.app_config().host().to_string());
-    format!("http://{host}")
+    // `secure` is whether this listener speaks TLS, never what a header claims.
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
 }
 
 /// Letters, digits and the punctuation of `host`, `host:port` and `[v6]:port`; nothing that could

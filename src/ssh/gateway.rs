@@ -60,6 +60,25 @@ struct AccessRepository {
     path: String,
 }
 
+/// TLS to the gateway trusting the system's CA certificates, or the file in `SSL_CERT_FILE` (or
+/// the directory in `SSL_CERT_DIR`) when set, as OpenSSL-based clients do. An unreadable store
+/// leaves no root, so the gateway is unreachable: the door stays shut.
+fn system_trust() -> ureq::tls::TlsConfig {
+    let found = rustls_native_certs::load_native_certs();
+    let roots: Vec<ureq::tls::Certificate<'static>> = found
+        .certs
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+        .collect();
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .build()
+}
+
 impl Gateway {
     pub fn new(base: &str, secret: InternalSecret) -> Gateway {
         let agent = ureq::Agent::config_builder()
@@ -70,9 +89,15 @@ impl Gateway {
             .timeout_recv_response(Some(TIMEOUT))
             .timeout_recv_body(Some(TIMEOUT))
             .input_buffer_size(BUFFER_BYTES)
-            .output_buffer_size(BUFFER_BYTES)
-            .build()
-            .into();
+            .output_buffer_size(BUFFER_BYTES);
+        // Only an https gateway pays for reading the system's CA certificates.
+        let agent = if base.starts_with("https://") {
+            agent.tls_config(system_trust())
+        } else {
+            agent
+        }
+        .build()
+        .into();
         Gateway {
             base: base.trim_end_matches('/').to_string(),
             secret,

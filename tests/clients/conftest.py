@@ -12,10 +12,14 @@ Configuration: ``KEYGATE_BIN`` (default ``<repo>/target/debug/keygate``); ``RUST
 defaults to ``info`` so that per-request log lines are produced and can be checked for leaks.
 ``KEYGATE_TEST_BACKEND=postgres`` (with ``KEYGATE_TEST_POSTGRES_URL``) gives every gateway a fresh PostgreSQL
 schema instead of a SQLite file; ``psql`` creates and drops it.
+``KEYGATE_TEST_TLS=1`` serves every gateway over HTTPS (``--tls-cert``/``--tls-key``) with a certificate from a
+throwaway CA made once per session with ``openssl``, and makes the clients trust that CA alone
+(``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``, ``CURL_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS``); ``gw.url`` is then https.
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import functools
 import os
@@ -49,14 +53,69 @@ CLI_TIMEOUT = 30
 START_TIMEOUT = 20
 STOP_TIMEOUT = 10
 
-LISTENING_RE = re.compile(r"keygate listening on (http://127\.0\.0\.1:(\d+))")
+LISTENING_RE = re.compile(r"keygate listening on (https?://127\.0\.0\.1:(\d+))")
+
+TLS = os.environ.get("KEYGATE_TEST_TLS") == "1"
+
+
+@dataclass
+class Pki:
+    """A throwaway CA and one server certificate it signed, for 127.0.0.1 and localhost (PEM files)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_pki(directory: Path) -> Pki:
+    """Makes the CA and the server certificate with the ``openssl`` command, as an operator would."""
+    d = Path(directory)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=d)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=keygate test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (d / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    )
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "cert.pem", "-days", "2", "-extfile", "server.ext")
+    return Pki(ca=d / "ca.pem", cert=d / "cert.pem", key=d / "key.pem")
+
+
+@functools.lru_cache(maxsize=None)
+def session_pki() -> Pki:
+    """The session's CA and server certificate, made on first use and removed when the session ends."""
+    d = Path(tempfile.mkdtemp(prefix="keygate-tls-"))
+    atexit.register(shutil.rmtree, d, True)
+    return make_pki(d)
+
+
+def trust_test_ca(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with every CA variable the clients read pointing at the test CA alone. The machine's own
+    ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``/``CURL_CA_BUNDLE`` would otherwise win over it."""
+    ca = str(session_pki().ca)
+    env.update(REQUESTS_CA_BUNDLE=ca, SSL_CERT_FILE=ca, CURL_CA_BUNDLE=ca, NODE_EXTRA_CA_CERTS=ca)
+    return env
+
+
+if TLS:
+    # In-process clients (requests, httpx, urllib) read these at request time; node subprocesses inherit them.
+    trust_test_ca(os.environ)
 
 
 class Gateway:
     """One keygate database, its CLI, and (once started) one ``serve`` process."""
 
-    def __init__(self, workdir: Path, binary: Path = KEYGATE_BIN):
+    def __init__(self, workdir: Path, binary: Path = KEYGATE_BIN, tls: bool = TLS):
         self.workdir = Path(workdir)
+        # Serve HTTPS with the session's test certificate (``KEYGATE_TEST_TLS=1`` makes it the default).
+        self.tls = tls
         self.binary = Path(binary)
         self.db = self.workdir / "keygate.db"
         self.schema: str | None = None
@@ -152,6 +211,9 @@ class Gateway:
         """Start ``keygate --db DB serve --listen LISTEN``; wait for the listening line on stderr."""
         assert self.proc is None, "gateway already started"
         cmd = [str(self.binary), "--db", str(self.db), "serve", "--listen", listen, *extra_args]
+        if self.tls:
+            pki = session_pki()
+            cmd += ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key)]
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -178,10 +240,11 @@ class Gateway:
                     t.join(2)
                 self.proc = None  # nothing left to stop; the error below says what happened
                 raise AssertionError(
-                    f"keygate serve did not print 'keygate listening on http://127.0.0.1:PORT' on stderr within "
+                    f"keygate serve did not print 'keygate listening on http(s)://127.0.0.1:PORT' on stderr within "
                     f"{START_TIMEOUT}s (exit code {exited})\nstderr:\n" + "\n".join(self.log_lines)
                     + "\nstdout:\n" + "\n".join(self.stdout_lines)
                 )
+        assert self.url.startswith("https://" if self.tls else "http://"), self.url
 
     def stop(self) -> int:
         """SIGTERM the server; it must exit with code 0 within 10 s. Idempotent. Joins the log readers."""

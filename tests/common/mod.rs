@@ -136,13 +136,14 @@ impl Gateway {
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).expect("server builds");
-                tx.send((app.port(), app.handle())).expect("test alive");
+                tx.send((app.port(), app.scheme(), app.handle()))
+                    .expect("test alive");
                 app.run().await.expect("server runs");
             })
         });
-        let (port, handle) = rx.recv().expect("server started");
+        let (port, scheme, handle) = rx.recv().expect("server started");
         Gateway {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             db,
             dir,
             schema,
@@ -328,11 +329,13 @@ impl Req {
 
     /// Sends the request; `None` when no answer came (the server is gone, the connection broke).
     pub fn try_send(self) -> Option<Resp> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .allow_non_standard_methods(true)
-            .build()
-            .into();
+            .allow_non_standard_methods(true);
+        if let Some(ca) = TRUSTED_CA.get() {
+            config = config.tls_config(trusting(ca));
+        }
+        let agent: ureq::Agent = config.build().into();
         let mut builder = ureq::http::Request::builder()
             .method(self.method.as_str())
             .uri(&self.url);
@@ -356,6 +359,23 @@ impl Req {
             body,
         })
     }
+}
+
+/// The DER certificate of the CA an HTTPS test server's certificate chains to (tests/tls.rs
+/// sets it); requests trust it alone.
+pub static TRUSTED_CA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// ureq's TLS settings trusting `ca` and nothing else.
+pub fn trusting(ca: &'static [u8]) -> ureq::tls::TlsConfig {
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&[
+            ureq::tls::Certificate::from_der(ca),
+        ]))
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .build()
 }
 
 #[derive(Debug)]
@@ -504,7 +524,7 @@ pub fn authorization(
     extra: &[(&str, &str)],
 ) -> String {
     let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    let host = gw.url.trim_start_matches("http://");
+    let host = gw.url.split_once("://").map_or(gw.url.as_str(), |(_, h)| h);
     let mut headers = vec![
         ("Content-Type", "application/json"),
         ("Host", host),
