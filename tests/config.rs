@@ -356,6 +356,8 @@ fn unknown_keys_and_sections_are_errors_naming_them() {
     // An [ssh] key is not a serve setting, and the file is checked whole, whatever the command.
     let e = refusal("[serve]\ngit-root = \"/srv/git\"\n", &["user", "list"]);
     assert!(e.contains("unknown key `git-root` in [serve]"), "{e}");
+    let e = refusal("[db]\nurl = \"x\"\n", &["user", "list"]);
+    assert!(e.contains("db: expected a value, not a table"), "{e}");
     let e = refusal("config = \"other.toml\"\n", &["user", "list"]);
     assert!(e.contains("unknown key `config`"), "{e}");
     let e = refusal("[serve]\nworkers = 2\nworkers_ = 2\n", &["serve"]);

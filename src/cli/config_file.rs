@@ -18,7 +18,6 @@ pub const SECTIONS: [&str; 2] = ["serve", "ssh"];
 
 /// A config file, read and checked against every flag it may set.
 pub struct ConfigFile {
-    path: PathBuf,
     settings: Vec<Setting>,
 }
 
@@ -74,6 +73,9 @@ impl ConfigFile {
         let mut settings = Vec::new();
         for (key, value) in &table {
             match value {
+                toml::Value::Table(_) if top_level_arg(cli, key).is_some() => {
+                    return Err(fail(format!("{key}: expected a value, not a table")));
+                }
                 toml::Value::Table(keys) => {
                     let section = SECTIONS
                         .into_iter()
@@ -115,14 +117,7 @@ impl ConfigFile {
                 return Err(fail(format!("`{}` is set twice{place}", a.long)));
             }
         }
-        Ok(ConfigFile {
-            path: path.to_path_buf(),
-            settings,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(ConfigFile { settings })
     }
 
     /// The whole `keygate` command with the file's values as its flags' defaults.
