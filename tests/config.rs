@@ -207,7 +207,7 @@ fn valid_value(arg: &Arg) -> toml::Value {
         .into_iter()
         .find(|v| {
             clap::Command::new("probe")
-                .arg(arg.clone().required(false))
+                .arg(keygate::cli::config_file::alone(arg))
                 .try_get_matches_from(["probe".to_string(), format!("--{long}={v}")])
                 .is_ok()
         })

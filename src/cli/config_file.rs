@@ -233,11 +233,24 @@ fn check(arg: &Arg, value: &toml::Value) -> Result<Vec<String>, String> {
         argv.push(format!("--{long}").into());
         argv.extend(values.iter().map(OsString::from));
     }
-    let probe = Command::new("keygate").arg(arg.clone().required(false));
+    let probe = Command::new("keygate").arg(alone(arg));
     match probe.try_get_matches_from(argv) {
         Ok(_) => Ok(values),
         Err(err) => Err(refusal(&err, arg.is_hide_env_values_set())),
     }
+}
+
+/// `arg` fit to be parsed without the other flags: what it requires or conflicts with is not
+/// there (clap's debug checks panic on a reference to a missing flag), and the command line
+/// decides those relations afterwards anyway.
+pub fn alone(arg: &Arg) -> Arg {
+    use clap::builder::Resettable::Reset as RESET;
+    arg.clone()
+        .required(false)
+        .requires(RESET)
+        .conflicts_with(RESET)
+        .overrides_with(RESET)
+        .required_unless_present(RESET)
 }
 
 fn scalar(value: &toml::Value) -> Result<String, String> {
