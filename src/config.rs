@@ -31,6 +31,8 @@ pub struct Settings {
     pub max_connections_per_ip: Option<usize>,
     /// Time allowed to receive a request body once its headers are complete (answered 408).
     pub body_timeout: Duration,
+    /// The failed-authentication ban and the per-user request budget (`http::rate`).
+    pub rate: crate::http::rate::RateSettings,
 }
 
 impl Settings {
@@ -47,6 +49,7 @@ impl Settings {
             max_connections_per_ip: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             internal_secret_file: None,
+            rate: crate::http::rate::RateSettings::default(),
         }
     }
 

@@ -173,6 +173,8 @@ struct ServeArgs {
     /// where every client has the proxy's address) [default: half of --max-connections]
     #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
+    #[command(flatten)]
+    rate: keygate::http::rate::RateFlags,
     /// Seconds a client may take to send a request body once its headers are in (then 408).
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -516,6 +518,7 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
         max_connections_per_ip: args.max_connections_per_ip,
+        rate: args.rate.settings(),
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;

@@ -3,6 +3,7 @@
 mod body;
 pub mod limits;
 mod page;
+pub mod rate;
 
 pub use body::{BodyError, MAX_BODY_BYTES, Params, read_body};
 pub use page::{Pagination, link_header};
