@@ -1254,7 +1254,11 @@ fn github_headers_are_on_every_response() {
             if i < 3 {
                 assert_eq!(res.header("x-ratelimit-limit"), Some("5000"));
                 let used: u64 = res.header("x-ratelimit-used").unwrap().parse().unwrap();
-                let remaining: u64 = res.header("x-ratelimit-remaining").unwrap().parse().unwrap();
+                let remaining: u64 = res
+                    .header("x-ratelimit-remaining")
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 assert!(used >= 2, "the key added above was counted too");
                 assert_eq!(used + remaining, 5000);
                 assert_eq!(res.header("x-ratelimit-resource"), Some("core"));

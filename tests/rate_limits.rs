@@ -106,8 +106,14 @@ fn github_counts_each_request_and_refuses_the_one_past_the_budget() {
         .expect(200)
         .json();
     let core = &overview["resources"]["core"];
-    assert_eq!((core["used"].as_u64(), core["remaining"].as_u64()), (Some(3), Some(0)));
-    assert_eq!(core["reset"].as_u64(), Some(num(&refused, "x-ratelimit-reset")));
+    assert_eq!(
+        (core["used"].as_u64(), core["remaining"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(
+        core["reset"].as_u64(),
+        Some(num(&refused, "x-ratelimit-reset"))
+    );
 }
 
 #[test]
@@ -133,7 +139,10 @@ fn rate_limit_follows_real_requests_and_costs_nothing() {
             .send()
             .expect(200);
         let after = look();
-        assert_eq!(after["used"].as_u64().unwrap(), first["used"].as_u64().unwrap() + 2);
+        assert_eq!(
+            after["used"].as_u64().unwrap(),
+            first["used"].as_u64().unwrap() + 2
+        );
         assert_eq!(
             after["remaining"].as_u64().unwrap(),
             first["remaining"].as_u64().unwrap() - 2
@@ -179,24 +188,41 @@ fn gitlab_reports_its_ratelimit_headers_and_answers_retry_later() {
         assert!(res.header("ratelimit-resettime").unwrap().ends_with(" GMT"));
     }
     let refused = gw
-        .req("GET", &format!("/api/v4/projects/{}/deploy_keys", seed.widgets))
+        .req(
+            "GET",
+            &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+        )
         .token(&seed.alice)
         .send()
         .expect(429);
     assert_eq!(refused.body, "Retry later\n");
-    assert!(refused.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(
+        refused
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert_eq!(num(&refused, "ratelimit-remaining"), 0);
     assert_eq!(num(&refused, "ratelimit-observed"), 2);
-    assert_eq!(num(&refused, "ratelimit-reset"), num(&first, "ratelimit-reset"));
+    assert_eq!(
+        num(&refused, "ratelimit-reset"),
+        num(&first, "ratelimit-reset")
+    );
     assert!(num(&refused, "retry-after") >= 1);
     // A write past the budget stores nothing.
-    gw.req("POST", &format!("/api/v4/projects/{}/deploy_keys", seed.widgets))
-        .token(&seed.alice)
-        .form(&[("title", "t"), ("key", &common::fresh_key("t"))])
-        .send()
-        .expect(429);
+    gw.req(
+        "POST",
+        &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+    )
+    .token(&seed.alice)
+    .form(&[("title", "t"), ("key", &common::fresh_key("t"))])
+    .send()
+    .expect(429);
     let keys = gw
-        .req("GET", &format!("/api/v4/projects/{}/deploy_keys", seed.widgets))
+        .req(
+            "GET",
+            &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+        )
         .token(&seed.root)
         .send()
         .expect(200);
@@ -261,7 +287,9 @@ fn failed_logins_from_one_address_ban_it_in_every_dialect() {
     // Requests without credentials are not failed logins.
     for _ in 0..6 {
         from(gw.req("GET", "/user"), attacker).send().expect(401);
-        from(gw.req("GET", "/api/v4/user"), attacker).send().expect(401);
+        from(gw.req("GET", "/api/v4/user"), attacker)
+            .send()
+            .expect(401);
     }
     good_github(&gw, &seed, attacker).expect(200);
     // Failures of every kind count together: GitHub and GitLab tokens, CodeArts signatures.
@@ -283,7 +311,8 @@ fn failed_logins_from_one_address_ban_it_in_every_dialect() {
         "{}",
         refused.body
     );
-    assert!(num(&refused, "retry-after") > 3000);
+    // No Retry-After: a client would sleep out the hour and try again.
+    assert_eq!(refused.header("retry-after"), None);
     let gl = from(gw.req("GET", "/api/v4/user").token(&seed.alice), attacker)
         .send()
         .expect(403);
@@ -292,6 +321,7 @@ fn failed_logins_from_one_address_ban_it_in_every_dialect() {
         .send()
         .expect(429);
     assert_eq!(ca.json()["error_code"], "APIGW.0308");
+    assert!(num(&ca, "retry-after") > 3000);
     // Anyone else is served as before.
     good_github(&gw, &seed, "203.0.113.8").expect(200);
     good_github(&gw, &seed, "2001:db8:1::5").expect(200);
@@ -324,8 +354,8 @@ fn a_ban_ends_after_its_duration() {
     let gw = behind_proxy(1, Duration::from_secs(1));
     let seed = gw.seed();
     bad_github(&gw, "192.0.2.9");
-    let refused = good_github(&gw, &seed, "192.0.2.9").expect(403);
-    std::thread::sleep(Duration::from_secs(num(&refused, "retry-after")));
+    good_github(&gw, &seed, "192.0.2.9").expect(403);
+    std::thread::sleep(Duration::from_millis(1100));
     good_github(&gw, &seed, "192.0.2.9").expect(200);
 }
 

@@ -88,21 +88,15 @@ pub fn banned(path: &str, left: u64) -> HttpResponse {
             .content_type("text/plain")
             .body("Forbidden\n"),
         Owner::CodeArts => codearts::banned(left),
-        Owner::GitHub | Owner::None => {
-            let mut res = json(
-                StatusCode::FORBIDDEN,
-                &serde_json::json!({
-                    "message": "Too many failed authentication attempts from this address. Try again later.",
-                    "documentation_url": "https://docs.github.com/rest",
-                    "status": "403",
-                }),
-            );
-            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&left.to_string()) {
-                res.headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, value);
-            }
-            res
-        }
+        // No `Retry-After`: PyGithub's GithubRetry would sleep out an hour's ban and try again.
+        Owner::GitHub | Owner::None => json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({
+                "message": "Too many failed authentication attempts from this address. Try again later.",
+                "documentation_url": "https://docs.github.com/rest",
+                "status": "403",
+            }),
+        ),
     }
 }
 

@@ -136,14 +136,16 @@ impl Call {
         let caller = &self.caller;
         let outcome = self.identify(core);
         match &outcome {
-            Err(CaError::Signature | CaError::BadToken | CaError::DifferentUsers) => caller.failed(),
-            Ok((who, _)) => caller.authenticated(who.user.id).map_err(|b| {
-                CaError::Throttled {
+            Err(CaError::Signature | CaError::BadToken | CaError::DifferentUsers) => {
+                caller.failed()
+            }
+            Ok((who, _)) => caller
+                .authenticated(who.user.id)
+                .map_err(|b| CaError::Throttled {
                     limit: b.limit,
                     window: b.window,
                     retry_after: b.retry_after,
-                }
-            })?,
+                })?,
             Err(_) => {}
         }
         outcome

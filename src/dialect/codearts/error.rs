@@ -29,7 +29,11 @@ pub(super) enum CaError {
     ProjectMissing,
     NoRoute,
     /// The user's request budget is spent (`http::rate`); the window ends in this many seconds.
-    Throttled { limit: u64, window: u64, retry_after: u64 },
+    Throttled {
+        limit: u64,
+        window: u64,
+        retry_after: u64,
+    },
     /// The client's address is banned for failed logins, for this many more seconds.
     Banned(u64),
 }

@@ -48,7 +48,10 @@ pub(super) enum GhError {
     NoRoute,
     BadVersion(String),
     /// The user's request budget is spent (`http::rate`); it refills in `retry_after` seconds.
-    RateLimited { user: i64, retry_after: u64 },
+    RateLimited {
+        user: i64,
+        retry_after: u64,
+    },
 }
 
 impl GhError {

@@ -68,7 +68,12 @@ pub(super) fn headers(budget: Option<Budget>, resource: Resource) -> Vec<(&'stat
 pub(super) async fn rate_limit(req: HttpRequest, state: web::Data<State>) -> Reply {
     let caller = rate::Caller::of(&req);
     let user = if req.headers().contains_key(header::AUTHORIZATION) {
-        Some(authorized(&req, &state, DOCS_RATE_LIMIT, Spend::Nothing, |_, who| Ok(who.user.id)).await?)
+        Some(
+            authorized(&req, &state, DOCS_RATE_LIMIT, Spend::Nothing, |_, who| {
+                Ok(who.user.id)
+            })
+            .await?,
+        )
     } else {
         None
     };

@@ -80,14 +80,29 @@ mod tests {
     fn only_a_trusted_peer_names_the_client() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let h = forwarded(&["6.6.6.6, 1.2.3.4, 10.1.1.1"]);
-        assert_eq!(client(Some(ip("10.0.0.5")), &h, &trusted), Some(ip("1.2.3.4")));
-        assert_eq!(client(Some(ip("8.8.8.8")), &h, &trusted), Some(ip("8.8.8.8")));
+        assert_eq!(
+            client(Some(ip("10.0.0.5")), &h, &trusted),
+            Some(ip("1.2.3.4"))
+        );
+        assert_eq!(
+            client(Some(ip("8.8.8.8")), &h, &trusted),
+            Some(ip("8.8.8.8"))
+        );
         assert_eq!(client(Some(ip("10.0.0.5")), &h, &[]), Some(ip("10.0.0.5")));
         let split = forwarded(&["6.6.6.6", "1.2.3.4:999"]);
-        assert_eq!(client(Some(ip("10.0.0.5")), &split, &trusted), Some(ip("1.2.3.4")));
+        assert_eq!(
+            client(Some(ip("10.0.0.5")), &split, &trusted),
+            Some(ip("1.2.3.4"))
+        );
         let junk = forwarded(&["1.2.3.4, junk, 10.2.2.2"]);
-        assert_eq!(client(Some(ip("10.0.0.5")), &junk, &trusted), Some(ip("10.2.2.2")));
-        assert_eq!(client(Some(ip("::ffff:1.2.3.4")), &h, &trusted), Some(ip("1.2.3.4")));
+        assert_eq!(
+            client(Some(ip("10.0.0.5")), &junk, &trusted),
+            Some(ip("10.2.2.2"))
+        );
+        assert_eq!(
+            client(Some(ip("::ffff:1.2.3.4")), &h, &trusted),
+            Some(ip("1.2.3.4"))
+        );
     }
 
     #[test]

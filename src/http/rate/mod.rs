@@ -377,7 +377,11 @@ mod tests {
     fn a_budget_counts_down_to_a_refusal() {
         let l = limiter(2, 0);
         assert_eq!(l.spend(7, true).unwrap().unwrap().remaining, 1);
-        assert_eq!(l.spend(7, false).unwrap().unwrap().remaining, 1, "looking is free");
+        assert_eq!(
+            l.spend(7, false).unwrap().unwrap().remaining,
+            1,
+            "looking is free"
+        );
         assert_eq!(l.spend(7, true).unwrap().unwrap().remaining, 0);
         let refused = l.spend(7, true).unwrap().unwrap_err();
         assert_eq!((refused.used, refused.remaining), (2, 0));
@@ -400,6 +404,9 @@ mod tests {
         assert!(l.banned(a).is_some_and(|left| left <= 3600));
         assert_eq!(l.banned("10.0.0.2".parse().unwrap()), None);
         l.succeeded(a);
-        assert!(l.banned(a).is_some(), "a ban in force is not lifted by a login");
+        assert!(
+            l.banned(a).is_some(),
+            "a ban in force is not lifted by a login"
+        );
     }
 }
