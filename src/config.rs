@@ -33,6 +33,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// Serve HTTPS with this certificate and key instead of plain HTTP (see `http::tls`).
     pub tls: Option<TlsFiles>,
+    /// The failed-authentication ban and the per-user request budget (`http::rate`).
+    pub rate: crate::http::rate::RateSettings,
 }
 
 /// PEM files of the server's certificate chain (leaf first) and its private key, read at start
@@ -58,6 +60,7 @@ impl Settings {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             internal_secret_file: None,
             tls: None,
+            rate: crate::http::rate::RateSettings::default(),
         }
     }
 

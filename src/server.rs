@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::core::Core;
 use crate::dialect;
 use crate::http::limits::{self, BodyDeadline};
+use crate::http::rate;
 use crate::http::{State, request_log, tls};
 use crate::store::Store;
 
@@ -48,6 +49,7 @@ impl Application {
             timeout: settings.body_timeout,
             render: dialect::body_timeout,
         });
+        let limiter = web::Data::new(rate::Limiter::new(settings.rate.clone(), dialect::banned));
         let workers = match settings.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -72,9 +74,12 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(deadline.clone())
+                .app_data(limiter.clone())
                 // Innermost, so the 408 still gets a request id and a log line.
                 .wrap(from_fn(limits::body_deadline))
                 .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
+                // Before the body is read: a banned address costs no more than its headers.
+                .wrap(from_fn(rate::guard))
                 .wrap(from_fn(request_log))
                 .configure(dialect::configure)
         })

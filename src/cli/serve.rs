@@ -37,6 +37,8 @@ pub struct ServeArgs {
     /// where every client has the proxy's address) [default: half of --max-connections]
     #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
+    #[command(flatten)]
+    rate: crate::http::rate::RateFlags,
     /// Seconds a client may take to send a request body once its headers are in (then 408).
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -65,6 +67,7 @@ pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
         max_connections_per_ip: args.max_connections_per_ip,
+        rate: args.rate.settings(),
         tls: args
             .tls_cert
             .zip(args.tls_key)

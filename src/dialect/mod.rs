@@ -25,17 +25,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }));
 }
 
-/// The 408 for a request body that did not arrive in time (`http::limits::body_deadline`), in
-/// the error shape of the dialect whose path it is. It is answered before any handler runs, so it
-/// is chosen from the path alone. CodeArts renders its own (it has a code catalogue); the GitLab
-/// and GitHub bodies belong in their error modules once those are split out.
-pub fn body_timeout(path: &str) -> HttpResponse {
+/// The dialect whose path this is, for answers given before routing (408, banned address).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    GitLab,
+    GitHub,
+    CodeArts,
+    None,
+}
+
+fn owner(path: &str) -> Owner {
     let under = |prefix: &str| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    let body = if under("/api/v4") || under("/api/v3/projects") {
-        serde_json::json!({"message": "408 Request Timeout"})
+    if under("/api/v4") || under("/api/v3/projects") {
+        Owner::GitLab
     } else if [
         "/api/v3",
         "/repos",
@@ -48,17 +53,51 @@ pub fn body_timeout(path: &str) -> HttpResponse {
     .iter()
     .any(|prefix| under(prefix))
     {
-        serde_json::json!({
+        Owner::GitHub
+    } else if under("/v1") || under("/v2") || under("/v4") {
+        Owner::CodeArts
+    } else {
+        Owner::None
+    }
+}
+
+/// The 408 for a request body that did not arrive in time (`http::limits::body_deadline`), in
+/// the error shape of the dialect whose path it is. It is answered before any handler runs, so it
+/// is chosen from the path alone. CodeArts renders its own (it has a code catalogue); the GitLab
+/// and GitHub bodies belong in their error modules once those are split out.
+pub fn body_timeout(path: &str) -> HttpResponse {
+    let body = match owner(path) {
+        Owner::GitLab => serde_json::json!({"message": "408 Request Timeout"}),
+        Owner::GitHub => serde_json::json!({
             "message": "Request Timeout",
             "documentation_url": "https://docs.github.com/rest",
             "status": "408",
-        })
-    } else if under("/v1") || under("/v2") || under("/v4") {
-        return codearts::body_timeout(path);
-    } else {
-        serde_json::json!({"error": "408 Request Timeout"})
+        }),
+        Owner::CodeArts => return codearts::body_timeout(path),
+        Owner::None => serde_json::json!({"error": "408 Request Timeout"}),
     };
     json(StatusCode::REQUEST_TIMEOUT, &body)
+}
+
+/// The answer to an address banned for failed logins (`http::rate`), before any credential is
+/// read: GitLab's Rack::Attack `403 Forbidden` in plain text with no headers, GitHub's 403 in
+/// its JSON shape, CodeArts' API Gateway throttling 429. `left` is the ban's remaining seconds.
+pub fn banned(path: &str, left: u64) -> HttpResponse {
+    match owner(path) {
+        Owner::GitLab => HttpResponse::Forbidden()
+            .content_type("text/plain")
+            .body("Forbidden\n"),
+        Owner::CodeArts => codearts::banned(left),
+        // No `Retry-After`: PyGithub's GithubRetry would sleep out an hour's ban and try again.
+        Owner::GitHub | Owner::None => json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({
+                "message": "Too many failed authentication attempts from this address. Try again later.",
+                "documentation_url": "https://docs.github.com/rest",
+                "status": "403",
+            }),
+        ),
+    }
 }
 
 /// A dialect's OpenAPI document, as its `openapi.yaml` route serves it.

@@ -3,6 +3,7 @@
 mod body;
 pub mod limits;
 mod page;
+pub mod rate;
 pub mod tls;
 
 pub use body::{BodyError, MAX_BODY_BYTES, Params, read_body};

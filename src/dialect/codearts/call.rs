@@ -11,7 +11,7 @@ use crate::auth::aksk::SignedRequest;
 use crate::core::{
     Conflict, Core, Error, Gate, KeySubmission, Principal, RepoRef, SingleUse, Window,
 };
-use crate::http::{self, Params, State, blocking};
+use crate::http::{self, Params, State, blocking, rate};
 
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 100;
@@ -33,6 +33,8 @@ pub(super) struct Call {
     /// The repository the path names, if it parses: a bad body is reported only to a caller
     /// who may manage it, after 401, 403 and 404, as the other dialects order their errors.
     pub(super) repository: Option<RepoRef>,
+    /// Counts failed logins and spends the user's budget (`http::rate`).
+    pub(super) caller: std::sync::Arc<rate::Caller>,
 }
 
 impl Call {
@@ -65,6 +67,7 @@ impl Call {
             token,
             request_id: http::request_id(req),
             repository: repository(req).ok(),
+            caller: rate::Caller::of(req),
         })
     }
 
@@ -130,6 +133,25 @@ impl Call {
         &self,
         core: &Core,
     ) -> Result<(Principal, Option<SingleUse>), CaError> {
+        let caller = &self.caller;
+        let outcome = self.identify(core);
+        match &outcome {
+            Err(CaError::Signature | CaError::BadToken | CaError::DifferentUsers) => {
+                caller.failed()
+            }
+            Ok((who, _)) => caller
+                .authenticated(who.user.id)
+                .map_err(|b| CaError::Throttled {
+                    limit: b.limit,
+                    window: b.window,
+                    retry_after: b.retry_after,
+                })?,
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    fn identify(&self, core: &Core) -> Result<(Principal, Option<SingleUse>), CaError> {
         let signer = if self.signed {
             let headers: Vec<(&str, &str)> = self
                 .headers

@@ -28,6 +28,14 @@ pub(super) enum CaError {
     BodyTimeout,
     ProjectMissing,
     NoRoute,
+    /// The user's request budget is spent (`http::rate`); the window ends in this many seconds.
+    Throttled {
+        limit: u64,
+        window: u64,
+        retry_after: u64,
+    },
+    /// The client's address is banned for failed logins, for this many more seconds.
+    Banned(u64),
 }
 
 /// The shape v1 and v2 answer errors in: `{"status":"failed","result":null,"error":{…}}`.
@@ -63,6 +71,10 @@ impl std::fmt::Display for Enveloped {
         self.0.fmt(f)
     }
 }
+
+/// API Gateway's throttling code (Huawei Cloud documents it as `APIG.0308`; keygate's gateway
+/// codes keep the `APIGW` spelling of `APIGW.0301`).
+const THROTTLED: &str = "APIGW.0308";
 
 const FORBIDDEN: &str =
     "Insufficient permissions. Apply for the required permissions and try again.";
@@ -114,6 +126,19 @@ impl CaError {
                 "CH.00402004",
                 "The project does not exist. Check and try again.".into(),
             ),
+            CaError::Throttled { limit, window, .. } => (
+                S::TOO_MANY_REQUESTS,
+                THROTTLED,
+                format!(
+                    "The throttling threshold has been reached: policy user over ratelimit,limit:{limit},time:{window} seconds"
+                )
+                .into(),
+            ),
+            CaError::Banned(_) => (
+                S::TOO_MANY_REQUESTS,
+                THROTTLED,
+                "The throttling threshold has been reached: too many failed authentications from this address".into(),
+            ),
             CaError::Core(err) => describe_core(err),
         };
         (status, code, message)
@@ -122,7 +147,10 @@ impl CaError {
     /// Errors API Gateway itself would answer, before any service: the same flat shape on every
     /// version, as Huawei Cloud sends them.
     pub(super) fn is_gateways(&self) -> bool {
-        matches!(self, CaError::Signature | CaError::NoRoute)
+        matches!(
+            self,
+            CaError::Signature | CaError::NoRoute | CaError::Throttled { .. } | CaError::Banned(_)
+        )
     }
 
     pub(super) fn render(&self, enveloped: bool) -> HttpResponse {
@@ -132,7 +160,18 @@ impl CaError {
         } else {
             json!({"error_code": code, "error_msg": message})
         };
-        crate::dialect::with_retry_after(crate::dialect::json(status, &body))
+        let mut res = crate::dialect::with_retry_after(crate::dialect::json(status, &body));
+        if let CaError::Throttled {
+            retry_after: wait, ..
+        }
+        | CaError::Banned(wait) = self
+        {
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(*wait),
+            );
+        }
+        res
     }
 
     /// Sends a missing namespace on a `/projects/…` route to its own code.

@@ -52,6 +52,11 @@ pub fn body_timeout(path: &str) -> HttpResponse {
     CaError::BodyTimeout.render(enveloped)
 }
 
+/// The answer to an address banned for failed logins (`dialect::banned`): the gateway's 429.
+pub fn banned(left: u64) -> HttpResponse {
+    CaError::Banned(left).render(false)
+}
+
 /// API Gateway matches an API on method and path together, so a known path with another method
 /// is an unknown API too (404, not 405).
 fn resource(path: &str) -> Resource {

@@ -5,7 +5,7 @@ use actix_web::http::{Method, header};
 
 use super::error::GhError;
 use crate::core::{Core, Error, Principal};
-use crate::http::{self, State, blocking, request_id};
+use crate::http::{self, State, blocking, rate, request_id};
 
 /// What `curl -u TOKEN:x-oauth-basic` sends: GitHub's old spelling of "the token is the username".
 const OAUTH_BASIC: &str = "x-oauth-basic";
@@ -38,17 +38,58 @@ where
     F: FnOnce(&Core, &Principal) -> Result<T, GhError> + Send + 'static,
     T: Send + 'static,
 {
+    authorized(req, state, docs, Spend::One, op).await
+}
+
+/// Whether a request spends the caller's budget: every one does but `GET /rate_limit`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Spend {
+    One,
+    Nothing,
+}
+
+/// `run`, with the budget spent or only looked at (`Caller::look` then records it for the headers).
+pub(super) async fn authorized<T, F>(
+    req: &HttpRequest,
+    state: &State,
+    docs: &'static str,
+    spend: Spend,
+    op: F,
+) -> Result<T, GhError>
+where
+    F: FnOnce(&Core, &Principal) -> Result<T, GhError> + Send + 'static,
+    T: Send + 'static,
+{
     if !req.headers().contains_key(header::AUTHORIZATION) {
         return Err(GhError::NoToken);
     }
     let token = token(req);
     let core = state.core.clone();
+    let caller = rate::Caller::of(req);
     let work = move || {
         // A header that carries no usable token is a failed login, as GitHub treats it.
         let who = token
             .ok_or(Error::Unauthorized)
             .and_then(|t| core.authenticate_token(&t));
-        Ok(who.map_err(GhError::from).and_then(|who| op(&core, &who)))
+        let who = match who {
+            Err(Error::Unauthorized) => {
+                caller.failed();
+                Err(GhError::from(Error::Unauthorized))
+            }
+            Err(other) => Err(GhError::from(other)),
+            Ok(who) if spend == Spend::Nothing => {
+                caller.look(Some(who.user.id));
+                Ok(who)
+            }
+            Ok(who) => match caller.authenticated(who.user.id) {
+                Ok(()) => Ok(who),
+                Err(budget) => Err(GhError::RateLimited {
+                    user: who.user.id,
+                    retry_after: budget.retry_after,
+                }),
+            },
+        };
+        Ok(who.and_then(|who| op(&core, &who)))
     };
     let outcome = if matches!(*req.method(), Method::GET | Method::HEAD) {
         http::reading(&state.core, req.query_string(), work).await

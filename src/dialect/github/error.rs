@@ -24,6 +24,7 @@ pub(super) const DOCS_DELETE: &str =
 pub(super) const DOCS_REPO: &str = "https://docs.github.com/rest/repos/repos#get-a-repository";
 pub(super) const DOCS_USER: &str =
     "https://docs.github.com/rest/users/users#get-the-authenticated-user";
+const DOCS_PRIMARY_LIMIT: &str = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-primary-rate-limits";
 pub(super) const DOCS_RATE_LIMIT: &str = "https://docs.github.com/rest/rate-limit/rate-limit#get-rate-limit-status-for-the-authenticated-user";
 
 const INVALID_KEY: &str = "key is invalid. You must supply a key in OpenSSH public key format";
@@ -46,6 +47,11 @@ pub(super) enum GhError {
     Body(BodyError, &'static str),
     NoRoute,
     BadVersion(String),
+    /// The user's request budget is spent (`http::rate`); it refills in `retry_after` seconds.
+    RateLimited {
+        user: i64,
+        retry_after: u64,
+    },
 }
 
 impl GhError {
@@ -134,6 +140,9 @@ impl ResponseError for GhError {
             GhError::Body(BodyError::TooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
             GhError::Body(..) | GhError::BadVersion(_) => StatusCode::BAD_REQUEST,
             GhError::NoRoute => StatusCode::NOT_FOUND,
+            // GitHub's primary limit: 403, which every client (octokit's throttling plugin,
+            // PyGithub's GithubRetry) reads as "wait for the reset".
+            GhError::RateLimited { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -207,8 +216,18 @@ impl ResponseError for GhError {
                     status,
                 )
             }
+            GhError::RateLimited { user, .. } => basic(
+                &format!("API rate limit exceeded for user ID {user}."),
+                DOCS_PRIMARY_LIMIT,
+                status,
+            ),
         };
-        dialect::with_retry_after(gh_json(status, &body))
+        let mut res = dialect::with_retry_after(gh_json(status, &body));
+        if let GhError::RateLimited { retry_after, .. } = self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        res
     }
 }
 

@@ -123,13 +123,14 @@ fn stamp(
     version: &str,
     bucket: Bucket,
 ) -> ServiceResponse<BoxBody> {
+    let budget = crate::http::rate::budget_of(res.request());
     let headers = res.headers_mut();
     let fixed = [
         ("x-github-request-id", id.to_string()),
         ("x-github-api-version-selected", version.to_string()),
         ("x-github-media-type", "github.v3; format=json".to_string()),
     ];
-    for (name, value) in fixed.into_iter().chain(rate_limit::headers(bucket)) {
+    for (name, value) in fixed.into_iter().chain(rate_limit::headers(budget, bucket)) {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
         }

@@ -1,6 +1,4 @@
-//! GitHub's rate-limit budget, the one source of the `X-RateLimit-*` headers and of `GET /rate_limit`.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! GitHub's view of the request budget (`http::rate`): the `X-RateLimit-*` headers and `GET /rate_limit`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -8,24 +6,17 @@ use actix_web::{HttpRequest, web};
 use serde::Serialize;
 use serde_json::json;
 
-use super::auth::run;
-use super::error::{DOCS_RATE_LIMIT, Reply, gh_json};
+use super::auth::{Spend, authorized};
+use super::error::{DOCS_RATE_LIMIT, Reply, basic, gh_json};
 use crate::http::State;
+use crate::http::rate::{self, Budget};
 
-/// keygate enforces no limit yet. It reports a full budget so that clients which pace themselves
-/// (octokit's throttling plugin, PyGithub's) never wait; a real limiter would change only `budget`.
-const LIMIT: u64 = 5000;
-/// GitHub counts the request being answered; one used keeps `used + remaining == limit`.
-const USED: u64 = 1;
-/// GitHub's window is an hour.
-const WINDOW_SECS: u64 = 3600;
-
-/// GitHub's budget buckets that keygate serves or clients expect (githubkit requires `search`).
+/// The GitHub budget buckets keygate answers from. keygate keeps one budget per user, which
+/// every bucket of `/rate_limit` reports (githubkit requires `search` there too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Resource {
     Core,
     Graphql,
-    Search,
 }
 
 impl Resource {
@@ -33,38 +24,35 @@ impl Resource {
         match self {
             Resource::Core => "core",
             Resource::Graphql => "graphql",
-            Resource::Search => "search",
         }
     }
 }
 
 /// One bucket, in GitHub's field names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub(super) struct Budget {
-    pub(super) limit: u64,
-    pub(super) remaining: u64,
-    pub(super) reset: u64,
-    pub(super) used: u64,
+#[derive(Serialize)]
+struct Bucket {
+    limit: u64,
+    remaining: u64,
+    reset: u64,
+    used: u64,
 }
 
-/// The caller's budget in `resource` now. Today every bucket is the same full budget; `reset` is
-/// the end of the current hour, so two answers in the same hour agree to the second.
-pub(super) fn budget(_resource: Resource) -> Budget {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Budget {
-        limit: LIMIT,
-        remaining: LIMIT - USED,
-        reset: (now / WINDOW_SECS + 1) * WINDOW_SECS,
-        used: USED,
+fn bucket(b: Budget) -> Bucket {
+    Bucket {
+        limit: b.limit,
+        remaining: b.remaining,
+        reset: b.reset,
+        used: b.used,
     }
 }
 
-/// The `X-RateLimit-*` headers GitHub sends with every answer from `resource`.
-pub(super) fn headers(resource: Resource) -> [(&'static str, String); 5] {
-    let b = budget(resource);
-    [
+/// The `X-RateLimit-*` headers of an answer from `resource`: the budget the request was counted
+/// against, so none for a request that was not (no token, a bad one, or budgets turned off).
+pub(super) fn headers(budget: Option<Budget>, resource: Resource) -> Vec<(&'static str, String)> {
+    let Some(b) = budget else {
+        return Vec::new();
+    };
+    vec![
         ("x-ratelimit-limit", b.limit.to_string()),
         ("x-ratelimit-remaining", b.remaining.to_string()),
         ("x-ratelimit-used", b.used.to_string()),
@@ -74,19 +62,36 @@ pub(super) fn headers(resource: Resource) -> [(&'static str, String); 5] {
 }
 
 /// `GET /rate_limit`. Answered without a token as on GitHub (a token that is sent must be good),
-/// and, as on GitHub, asking does not spend the budget.
+/// and, as on GitHub, asking does not spend the budget. Without a token there is no one to
+/// count against: the answer is the budget a user starts a window with. With budgets off it is
+/// GitHub Enterprise's 404 `Rate limiting is not enabled.`
 pub(super) async fn rate_limit(req: HttpRequest, state: web::Data<State>) -> Reply {
-    if req.headers().contains_key(header::AUTHORIZATION) {
-        run(&req, &state, DOCS_RATE_LIMIT, |_, _| Ok(())).await?;
-    }
-    let core = budget(Resource::Core);
+    let caller = rate::Caller::of(&req);
+    let user = if req.headers().contains_key(header::AUTHORIZATION) {
+        Some(
+            authorized(&req, &state, DOCS_RATE_LIMIT, Spend::Nothing, |_, who| {
+                Ok(who.user.id)
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    let Some(budget) = caller.look(user) else {
+        let status = StatusCode::NOT_FOUND;
+        return Ok(gh_json(
+            status,
+            &basic("Rate limiting is not enabled.", DOCS_RATE_LIMIT, status),
+        ));
+    };
+    let core = bucket(budget);
     Ok(gh_json(
         StatusCode::OK,
         &json!({
             "resources": {
                 "core": core,
-                "graphql": budget(Resource::Graphql),
-                "search": budget(Resource::Search),
+                "graphql": bucket(budget),
+                "search": bucket(budget),
             },
             // GitHub's deprecated mirror of `resources.core`, still read by older clients.
             "rate": core,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::error::GlError;
 use crate::core::{Core, Error, Gate, KeyRange, KeySubmission, Principal, RepoRef};
 use crate::dialect::{json, parse_time};
-use crate::http::{self, Pagination, Params, State, base_url, blocking, link_header};
+use crate::http::{self, Pagination, Params, State, base_url, blocking, link_header, rate};
 
 /// GitLab counts a list no further than this: above it `X-Total`, `X-Total-Pages` and
 /// `rel="last"` are left out (Kaminari's `without_count`), and counting on would cost O(n).
@@ -27,6 +27,8 @@ pub(super) struct Call {
     request_id: String,
     /// The raw query string: how deep a list page goes decides where a read runs.
     query: String,
+    /// Counts failed logins and spends the user's budget (`http::rate`).
+    caller: std::sync::Arc<rate::Caller>,
 }
 
 /// A keyset page as GitLab's `pagination=keyset` asks for it: ids past a cursor, one way.
@@ -69,6 +71,7 @@ impl Call {
             write: !matches!(*req.method(), Method::GET | Method::HEAD),
             request_id: http::request_id(req),
             query: req.query_string().to_string(),
+            caller: rate::Caller::of(req),
         })
     }
 
@@ -202,8 +205,18 @@ impl Call {
         let core = state.core.clone();
         let token = self.token.clone();
         let write = self.write;
+        let caller = self.caller.clone();
         let work = move || {
-            let who = core.authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?)?;
+            let who = match core.authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?) {
+                Err(Error::Unauthorized) => {
+                    caller.failed();
+                    return Err(Error::Unauthorized);
+                }
+                other => other?,
+            };
+            if let Err(budget) = caller.authenticated(who.user.id) {
+                return Ok(Err(GlError::RateLimited(budget)));
+            }
             Ok(match args {
                 Ok(args) => op(&core, &who, args).map_err(GlError::core),
                 Err(bad) => {

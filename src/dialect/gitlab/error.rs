@@ -29,6 +29,8 @@ pub(super) enum GlError {
     KeysetUnavailable,
     /// A parameter outside its allowed values, as Grape's `values:` words it.
     NotAValue(&'static str),
+    /// The user's request budget is spent (`http::rate`).
+    RateLimited(crate::http::rate::Budget),
 }
 
 pub(super) const NOT_FOUND: &str = "404 Not found";
@@ -133,6 +135,7 @@ impl ResponseError for GlError {
             GlError::Body(BodyError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             GlError::NoRoute => StatusCode::NOT_FOUND,
             GlError::KeysetUnavailable => StatusCode::METHOD_NOT_ALLOWED,
+            GlError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -210,6 +213,13 @@ impl ResponseError for GlError {
             }
             GlError::NotAValue(name) => {
                 json!({ "error": format!("{name} does not have a valid value") })
+            }
+            GlError::RateLimited(budget) => {
+                // Rack::Attack's throttled answer; `rate::stamp` adds the `RateLimit-*` headers.
+                return HttpResponse::TooManyRequests()
+                    .content_type("text/plain")
+                    .insert_header((actix_web::http::header::RETRY_AFTER, budget.retry_after))
+                    .body("Retry later\n");
             }
         };
         with_retry_after(json_response(status, &body))

@@ -4,10 +4,12 @@ mod call;
 mod error;
 mod keys;
 mod projects;
+mod rate;
 mod users;
 mod v3;
 mod wire;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
 use error::GlError;
@@ -27,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // unknown path (`resource`), as before the routes were grouped.
     cfg.service(
         web::scope("/api/v4")
+            .wrap(from_fn(rate::stamp))
             .service(
                 resource("/projects/{id}/deploy_keys/{key_id}")
                     .route(web::get().to(get))
@@ -65,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.service(
             web::scope(legacy)
+                .wrap(from_fn(rate::stamp))
                 .route("", web::get().to(v3_list))
                 .route("", web::post().to(v3_create))
                 .route("/{key_id}", web::get().to(v3_get))
