@@ -60,7 +60,7 @@ declare -A paths=([gitlab-get]=/api/v4/projects/1/deploy_keys/500 [gitlab-list]=
   [hello-json]=/api/v4/projects/1/deploy_keys/500)
 for label in gitlab-get gitlab-list hello-json; do
   case "$label" in
-    gitlab-*) cmd=("$bin" --db "$db" serve --internal-secret-file "$work/internal.secret") ;;
+    gitlab-*) cmd=("$bin" --db "$db" serve --internal-secret-file "$work/internal.secret" --rate-limit-per-user 1000000000) ;;
     hello-json) cmd=(target/release/examples/hello) ;;
   esac
   base="$(instructions "$label" "$warm" "${cmd[@]}")"

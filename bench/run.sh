@@ -85,9 +85,12 @@ listening_url() { # log
   [ -n "$u" ] || { echo "no server came up:" >&2; cat "$1" >&2; exit 1; }
   echo "${u#listening on }"
 }
+# One user sends every request: a budget far above the run keeps the per-user accounting running
+# (its cost is part of each request) without ever refusing one.
+budget="--rate-limit-per-user 1000000000"
 urls=()
 for g in $(seq "$gateways"); do
-  RUST_LOG=warn "$bin" --db "$db" serve --listen 127.0.0.1:0 --workers "${WORKERS:-0}" \
+  RUST_LOG=warn "$bin" --db "$db" serve --listen 127.0.0.1:0 --workers "${WORKERS:-0}" $budget \
     --internal-secret-file "$work/internal.secret" 2>"$work/serve$g.log" &
   pids+=($!)
   urls+=("$(listening_url "$work/serve$g.log")")
@@ -154,7 +157,7 @@ scale_size() { # keys, repos
   stoken="$("$bin" --db "$sdb" token add bench)"
   # Seeding 10^6 keys leaves ~0.5 GB of dirty pages; their writeback would land in the measurements.
   sync
-  RUST_LOG=warn "$bin" --db "$sdb" serve --listen 127.0.0.1:0 --workers "${WORKERS:-0}" \
+  RUST_LOG=warn "$bin" --db "$sdb" serve --listen 127.0.0.1:0 --workers "${WORKERS:-0}" $budget \
     --internal-secret-file "$work/scale-$n.secret" 2>"$log" &
   spid=$!
   others+=("$spid")
