@@ -41,6 +41,15 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_timeout: u64,
+    /// Peers allowed GET /-/metrics on the main listener (CIDR blocks or addresses; the socket's
+    /// peer, never X-Forwarded-For) [default: 127.0.0.0/8 ::1/128]
+    #[arg(long, env = "KEYGATE_METRICS_ALLOW", value_name = "CIDR", num_args = 1..,
+          value_delimiter = ',', value_parser = crate::telemetry::parse_cidr)]
+    metrics_allow: Option<Vec<ipnet::IpNet>>,
+    /// Serve /-/metrics and the health checks on this address of their own, to anyone who
+    /// reaches it; the main listener then serves no metrics.
+    #[arg(long, env = "KEYGATE_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[actix_web::main]
@@ -59,6 +68,10 @@ pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
         max_connections_per_ip: args.max_connections_per_ip,
+        metrics_allow: args
+            .metrics_allow
+            .unwrap_or_else(crate::telemetry::default_metrics_allow),
+        metrics_listen: args.metrics_listen,
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;
