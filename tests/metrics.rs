@@ -361,3 +361,40 @@ fn metrics_listen_serves_metrics_and_health_apart_from_the_api() {
         assert_eq!(res.status().as_u16(), 200, "{health}");
     }
 }
+
+#[test]
+fn a_busy_answer_is_counted() {
+    if common::sqlite_only("another process holding SQLite's write lock") {
+        return;
+    }
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let before = Scrape::of(&gw.url).value("keygate_store_busy_total", &[]);
+    // Another process holds the write lock past the busy timeout: the write is answered 503.
+    let holder = rusqlite::Connection::open(&gw.db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    gw.req(
+        "POST",
+        &format!("/api/v4/projects/{}/deploy_keys", seed.cli_repo),
+    )
+    .token(&seed.alice)
+    .json(&json!({"title": "b", "key": fresh_key("b")}))
+    .send()
+    .expect(503);
+    holder.execute_batch("ROLLBACK").unwrap();
+    let after = Scrape::of(&gw.url);
+    assert!(
+        after.value("keygate_store_busy_total", &[]) > before,
+        "{}",
+        after.text
+    );
+    assert!(
+        requests(
+            &after,
+            "gitlab",
+            "/api/v4/projects/{id}/deploy_keys",
+            "POST",
+            "5xx"
+        ) >= 1.0
+    );
+}
