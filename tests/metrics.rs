@@ -398,3 +398,32 @@ fn a_busy_answer_is_counted() {
         ) >= 1.0
     );
 }
+
+#[test]
+fn a_body_that_never_arrives_is_counted_with_its_408() {
+    use std::io::Read;
+    let gw = Gateway::start_with(|s| s.body_timeout = std::time::Duration::from_secs(1));
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    stalled
+        .write_all(
+            b"PUT /api/v4/projects/1/deploy_keys/2 HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    stalled.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let scrape = Scrape::of(&gw.url);
+    assert!(
+        requests(
+            &scrape,
+            "gitlab",
+            "/api/v4/projects/{id}/deploy_keys/{key_id}",
+            "PUT",
+            "4xx"
+        ) >= 1.0,
+        "{}",
+        scrape.text
+    );
+}
