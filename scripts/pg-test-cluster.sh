@@ -2,7 +2,8 @@
 # A throwaway PostgreSQL cluster for the tests: `start DIR` runs initdb in DIR (as the postgres OS
 # user when run as root), starts it on a free loopback port with fsync on, and prints its URL;
 # `crash DIR` stops it as a power cut would (`pg_ctl stop -m immediate`: no checkpoint, crash recovery
-# on the next start) and starts it again on the same port; `stop DIR` stops it immediately and
+# on the next start) and starts it again on the same port; `halt DIR` stops it the same way and
+# `resume DIR` starts it again (tests/pg_readiness.rs); `stop DIR` stops it immediately and
 # removes DIR. Installs PostgreSQL 15 from Debian where missing.
 set -euo pipefail
 
@@ -60,6 +61,15 @@ case "${1:-}" in
     bin="$(find_bin)"
     as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >&2
     run_server "$bin" "$dir" "$(cat "$dir/port")"
+    ;;
+  halt)
+    # Stops it (as a lost database host would look) but keeps DIR for `resume`.
+    dir="$2"
+    as_owner "$(find_bin)/pg_ctl" -D "$dir/data" -m immediate -w stop >&2
+    ;;
+  resume)
+    dir="$2"
+    run_server "$(find_bin)" "$dir" "$(cat "$dir/port")"
     ;;
   stop)
     dir="$2"

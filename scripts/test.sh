@@ -43,7 +43,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # From here on a missing gh fails its test instead of skipping it.
 if as_root; then export KEYGATE_TEST_GH=require; fi
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing prometheus for promtool (tests/metrics.rs checks a live scrape with it)"
+  apt_install prometheus
+fi
 if as_root; then
+  # From here on a missing promtool fails tests/metrics.rs instead of skipping it.
+  export KEYGATE_TEST_PROMTOOL=require
   # The account the SSH door serves. '*' rather than useradd's '!': with UsePAM no, sshd takes
   # '!' for a locked account and refuses it before any key is looked at.
   if ! id git >/dev/null 2>&1; then
@@ -60,7 +66,8 @@ if [ -z "${KEYGATE_TEST_POSTGRES_URL:-}" ]; then
   trap 'scripts/pg-test-cluster.sh stop "$pg_dir"' EXIT
   trap 'exit 130' INT TERM HUP
   KEYGATE_TEST_POSTGRES_URL="$(scripts/pg-test-cluster.sh start "$pg_dir")"
-  # Ours to crash: tests/pg_crash.rs stops it with `pg_ctl stop -m immediate` and starts it again.
+  # Ours to crash: tests/pg_crash.rs and tests/pg_readiness.rs stop it with `pg_ctl stop -m immediate`
+  # and start it again.
   export KEYGATE_TEST_PG_DIR="$pg_dir"
 fi
 export KEYGATE_TEST_POSTGRES_URL

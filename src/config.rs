@@ -31,6 +31,12 @@ pub struct Settings {
     pub max_connections_per_ip: Option<usize>,
     /// Time allowed to receive a request body once its headers are complete (answered 408).
     pub body_timeout: Duration,
+    /// Peers (socket addresses, never `X-Forwarded-For`) that may read `/-/metrics` on the main
+    /// listener.
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// A listener of its own for `/-/metrics` and the health checks; the main one then serves
+    /// no metrics.
+    pub metrics_listen: Option<String>,
     /// Serve HTTPS with this certificate and key instead of plain HTTP (see `http::tls`).
     pub tls: Option<TlsFiles>,
     /// The failed-authentication ban and the per-user request budget (`http::rate`).
@@ -61,6 +67,8 @@ impl Settings {
             internal_secret_file: None,
             tls: None,
             rate: crate::http::rate::RateSettings::default(),
+            metrics_allow: crate::telemetry::default_metrics_allow(),
+            metrics_listen: None,
         }
     }
 
@@ -94,6 +102,8 @@ impl std::fmt::Debug for Settings {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("body_timeout", &self.body_timeout)
             .field("tls", &self.tls)
+            .field("metrics_allow", &self.metrics_allow)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }

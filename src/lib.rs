@@ -9,3 +9,4 @@ pub mod http;
 pub mod server;
 pub mod ssh;
 pub mod store;
+pub mod telemetry;

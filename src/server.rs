@@ -14,6 +14,7 @@ use crate::http::limits::{self, BodyDeadline};
 use crate::http::rate;
 use crate::http::{State, request_log, tls};
 use crate::store::Store;
+use crate::telemetry;
 
 /// Connections waiting to be accepted. Waiting ones hold no descriptor of ours; past this the
 /// kernel refuses new ones, which clients see at once instead of hanging.
@@ -28,12 +29,16 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Application {
     port: u16,
     tls: bool,
+    /// The `--metrics-listen` listener's port, when there is one.
+    metrics_port: Option<u16>,
     server: Server,
 }
 
 impl Application {
     /// Opens the store, binds the listener and builds the server; `run` then serves until stopped.
     pub fn build(settings: Settings) -> std::io::Result<Application> {
+        // Before the store opens, so that its first transactions are counted.
+        crate::telemetry::handle();
         let store = Store::open(&settings.db).map_err(std::io::Error::other)?;
         let core = Core::new(store, settings.policy.clone());
         let internal_secret = InternalSecret::read_or_create(&settings.internal_secret_path())?;
@@ -70,17 +75,26 @@ impl Application {
             .max_connections_per_ip
             .unwrap_or_else(|| limits::PeerConnections::default_limit(budget));
         let peers = limits::PeerConnections::new(per_ip);
+        let listeners = web::Data::new(telemetry::Listeners::new(
+            settings.metrics_allow.clone(),
+            settings.metrics_listen.is_some(),
+        ));
+        let app_listeners = listeners.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(deadline.clone())
                 .app_data(limiter.clone())
+                .app_data(app_listeners.clone())
                 // Innermost, so the 408 still gets a request id and a log line.
                 .wrap(from_fn(limits::body_deadline))
+                // Inside NormalizePath: it labels requests with the route routing will match.
+                .wrap(from_fn(telemetry::observe))
                 .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
                 // Before the body is read: a banned address costs no more than its headers.
                 .wrap(from_fn(rate::guard))
                 .wrap(from_fn(request_log))
+                .configure(telemetry::configure)
                 .configure(dialect::configure)
         })
         .on_connect(move |conn, extensions| peers.on_connect(conn, extensions))
@@ -98,6 +112,17 @@ impl Application {
             }
             None => server.bind(&settings.listen)?,
         };
+        let main_addrs = server.addrs().len();
+        let server = match &settings.metrics_listen {
+            Some(addr) => server.bind(addr)?,
+            None => server,
+        };
+        let metrics_addrs = server.addrs().split_off(main_addrs);
+        let metrics_port = metrics_addrs.first().map(|a| a.port());
+        if let Some(port) = metrics_port {
+            log::info!("metrics and health checks on port {port}");
+        }
+        listeners.bound(metrics_addrs);
         let port = server
             .addrs()
             .first()
@@ -116,6 +141,7 @@ impl Application {
         Ok(Application {
             port,
             tls: settings.tls.is_some(),
+            metrics_port,
             server: server.run(),
         })
     }
@@ -127,6 +153,10 @@ impl Application {
     /// `https` when serving TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls { "https" } else { "http" }
+    }
+
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// Serves until SIGINT/SIGTERM (actix stops gracefully on both) or the handle stops it.

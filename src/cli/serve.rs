@@ -49,6 +49,15 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "KEYGATE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Peers allowed GET /-/metrics on the main listener (CIDR blocks or addresses; the socket's
+    /// peer, never X-Forwarded-For) [default: 127.0.0.0/8 ::1/128]
+    #[arg(long, env = "KEYGATE_METRICS_ALLOW", value_name = "CIDR", num_args = 1..,
+          value_delimiter = ',', value_parser = crate::telemetry::parse_cidr)]
+    metrics_allow: Option<Vec<ipnet::IpNet>>,
+    /// Serve /-/metrics and the health checks on this address of their own, to anyone who
+    /// reaches it; the main listener then serves no metrics.
+    #[arg(long, env = "KEYGATE_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[actix_web::main]
@@ -72,6 +81,10 @@ pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .tls_cert
             .zip(args.tls_key)
             .map(|(cert, key)| crate::config::TlsFiles { cert, key }),
+        metrics_allow: args
+            .metrics_allow
+            .unwrap_or_else(crate::telemetry::default_metrics_allow),
+        metrics_listen: args.metrics_listen,
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;

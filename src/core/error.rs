@@ -122,7 +122,11 @@ impl Error {
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Busy => Error::Busy,
+            StoreError::Busy => {
+                // Every busy answer of the store reaches its caller through here, once.
+                ::metrics::counter!("keygate_store_busy_total").increment(1);
+                Error::Busy
+            }
             StoreError::Unique(what) => match what.as_str() {
                 "deploy_keys.fingerprint_sha256" => Error::Conflict(Conflict::KeyTaken),
                 "key_links.repo_id, key_links.key_id" => Error::Conflict(Conflict::KeyOnRepository),

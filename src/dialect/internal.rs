@@ -90,10 +90,12 @@ async fn authorized_key(req: HttpRequest, state: web::Data<State>) -> HttpRespon
     };
     match lookup {
         Ok(Some(key)) => {
+            crate::telemetry::ssh_login(true);
             log::info!("ssh login key={} accepted (request {req_id})", key.id);
             super::json(StatusCode::OK, &json!({"id": key.id}))
         }
         Ok(None) => {
+            crate::telemetry::ssh_login(false);
             log::info!("ssh login {fingerprint}: no active deploy key (request {req_id})");
             message(StatusCode::NOT_FOUND, "404 Key Not Found")
         }
@@ -154,6 +156,7 @@ async fn access(req: HttpRequest, state: web::Data<State>, payload: web::Payload
     let verdict = blocking(move || core.ssh_access(key_id, &path, kind)).await;
     match verdict {
         Ok(Ok(grant)) => {
+            crate::telemetry::ssh_access(None);
             log::info!(
                 "ssh allow key={} repo={} verb={} (request {req_id})",
                 grant.key_id,
@@ -171,6 +174,7 @@ async fn access(req: HttpRequest, state: web::Data<State>, payload: web::Payload
             )
         }
         Ok(Err(denial)) => {
+            crate::telemetry::ssh_access(Some(denial.as_str()));
             log::info!(
                 "ssh deny key={} repo={:?} verb={} reason={} (request {req_id})",
                 ask.key_id,

@@ -57,6 +57,8 @@ pub trait Queries {
     fn repo_by_id(&self, id: i64) -> Result<Option<Repository>>;
     fn repo_by_path(&self, full_path: &str) -> Result<Option<Repository>>;
     fn list_repos(&self) -> Result<Vec<Repository>>;
+    /// How many repositories there are (the `/-/metrics` gauge).
+    fn count_repos(&self) -> Result<u64>;
     /// Deletes the repository; its links go with it, and keys left private and unlinked go too.
     fn delete_repo(&self, id: i64) -> Result<bool>;
     fn set_role(&self, repo_id: i64, user_id: i64, role: Role) -> Result<()>;
@@ -245,6 +247,9 @@ macro_rules! forward_queries {
             }
             fn list_repos(&self) -> Result<Vec<Repository>> {
                 $ty::list_repos(self)
+            }
+            fn count_repos(&self) -> Result<u64> {
+                $ty::count_repos(self)
             }
             fn delete_repo(&self, id: i64) -> Result<bool> {
                 $ty::delete_repo(self, id)

@@ -171,11 +171,34 @@ impl Store {
         }
     }
 
+    /// Counts a transaction asked of the store for /-/metrics, through the `metrics` facade (a
+    /// no-op when no recorder is installed), so the store knows nothing of HTTP.
+    fn count_transaction(&self, kind: &'static str) {
+        // Literal labels make static keys: no allocation per transaction.
+        const NAME: &str = "keygate_store_transactions_total";
+        let counter = match (&self.backend, kind) {
+            (Backend::Sqlite(_), "read") => {
+                ::metrics::counter!(NAME, "backend" => "sqlite", "kind" => "read")
+            }
+            (Backend::Sqlite(_), _) => {
+                ::metrics::counter!(NAME, "backend" => "sqlite", "kind" => "write")
+            }
+            (Backend::Postgres(_), "read") => {
+                ::metrics::counter!(NAME, "backend" => "postgres", "kind" => "read")
+            }
+            (Backend::Postgres(_), _) => {
+                ::metrics::counter!(NAME, "backend" => "postgres", "kind" => "write")
+            }
+        };
+        counter.increment(1);
+    }
+
     /// Runs `f` in a read transaction, so all its statements see one snapshot.
     pub fn read<T, E>(&self, f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
+        self.count_transaction("read");
         match &self.backend {
             Backend::Sqlite(s) => s.read(f),
             Backend::Postgres(p) => p.read(f),
@@ -205,6 +228,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        self.count_transaction("write");
         match &self.backend {
             Backend::Sqlite(s) => s.write(f),
             Backend::Postgres(p) => p.write(f),

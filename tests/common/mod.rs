@@ -97,6 +97,8 @@ pub fn fresh_db(dir: &Path) -> (PathBuf, Option<PgSchema>) {
 
 pub struct Gateway {
     pub url: String,
+    /// `http://127.0.0.1:PORT` of the `--metrics-listen` listener, when the settings ask for one.
+    pub metrics_url: Option<String>,
     /// What `--db` gets: the SQLite file, or the PostgreSQL URL of this test's schema.
     pub db: PathBuf,
     dir: tempfile::TempDir,
@@ -136,14 +138,15 @@ impl Gateway {
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).expect("server builds");
-                tx.send((app.port(), app.scheme(), app.handle()))
+                tx.send((app.port(), app.scheme(), app.metrics_port(), app.handle()))
                     .expect("test alive");
                 app.run().await.expect("server runs");
             })
         });
-        let (port, scheme, handle) = rx.recv().expect("server started");
+        let (port, scheme, metrics_port, handle) = rx.recv().expect("server started");
         Gateway {
             url: format!("{scheme}://127.0.0.1:{port}"),
+            metrics_url: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
             db,
             dir,
             schema,

@@ -213,6 +213,7 @@ impl PgStore {
     {
         for attempt in 0..=RETRIES {
             if attempt > 0 {
+                ::metrics::counter!("keygate_store_retries_total").increment(1);
                 backoff(attempt);
             }
             let alone = attempt >= OPTIMISTIC_RUNS;

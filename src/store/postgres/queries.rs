@@ -320,6 +320,12 @@ impl PgDb<'_> {
             .map(|r| repo_at(&r, 0)))
     }
 
+    pub(super) fn count_repos(&self) -> Result<u64> {
+        Ok(self
+            .one("SELECT COUNT(*) FROM repositories", &[])?
+            .get::<_, i64>(0) as u64)
+    }
+
     pub(super) fn list_repos(&self) -> Result<Vec<Repository>> {
         Ok(self
             .rows(

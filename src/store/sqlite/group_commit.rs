@@ -48,6 +48,8 @@ impl Counters {
         self.requests.fetch_add(members as u64, Ordering::Relaxed);
         let bucket = (usize::BITS - members.saturating_sub(1).leading_zeros()) as usize;
         self.sizes[bucket.min(SIZE_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        // For /-/metrics (docs/operations.md); a no-op when no recorder is installed.
+        ::metrics::histogram!("keygate_store_batch_size").record(members as f64);
     }
 }
 
@@ -321,6 +323,7 @@ impl Writer {
                     let _ = state.conn.execute_batch("ROLLBACK");
                 }
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                ::metrics::counter!("keygate_store_failed_batches_total").increment(1);
                 Outcome::Failed(Failure::of(&err))
             }
         };

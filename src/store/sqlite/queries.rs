@@ -331,6 +331,13 @@ impl SqliteDb<'_> {
         )
     }
 
+    pub(super) fn count_repos(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM repositories")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     pub(super) fn list_repos(&self) -> Result<Vec<Repository>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id ORDER BY r.id"

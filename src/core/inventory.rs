@@ -1,0 +1,31 @@
+//! What the operator's gauges and readiness probe ask of the store: counts of users, repositories and keys, and a trivial read.
+
+use super::{Core, Result};
+
+/// How many of each the instance holds, read in one snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub users: u64,
+    pub repositories: u64,
+    pub keys: u64,
+}
+
+impl Core {
+    /// The counts behind the `/-/metrics` gauges. On SQLite the key count is read from the
+    /// counter table the triggers keep; the others (and every count on PostgreSQL) walk an index.
+    pub fn inventory(&self) -> Result<Inventory> {
+        self.store.read(|db| {
+            Ok(Inventory {
+                users: db.count_users(None)?,
+                repositories: db.count_repos()?,
+                keys: db.count_keys(false, u64::MAX)?,
+            })
+        })
+    }
+
+    /// Whether the store answers a read: one lookup by primary key that finds nothing.
+    pub fn ping(&self) -> Result<()> {
+        self.store
+            .read(|db| db.user_by_id(0).map(drop).map_err(Into::into))
+    }
+}
