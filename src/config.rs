@@ -31,6 +31,8 @@ pub struct Settings {
     pub max_connections_per_ip: Option<usize>,
     /// Time allowed to receive a request body once its headers are complete (answered 408).
     pub body_timeout: Duration,
+    /// How long audit events are kept; `None` keeps them forever. Pruned at start and hourly.
+    pub audit_retention: Option<Duration>,
 }
 
 impl Settings {
@@ -47,6 +49,7 @@ impl Settings {
             max_connections_per_ip: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             internal_secret_file: None,
+            audit_retention: None,
         }
     }
 
@@ -79,6 +82,7 @@ impl std::fmt::Debug for Settings {
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("body_timeout", &self.body_timeout)
+            .field("audit_retention", &self.audit_retention)
             .finish()
     }
 }

@@ -57,6 +57,24 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Read the audit trail (every change, oldest first).
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// One event per line: `time actor action target`; with --json, one JSON object per line.
+    List {
+        /// Only events on this repository (by its path then, so a removed one's too).
+        #[arg(long)]
+        repo: Option<String>,
+        /// Only events at or after this date, e.g. 2027-01-31 or 2027-01-31T12:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -173,6 +191,14 @@ struct ServeArgs {
     /// where every client has the proxy's address) [default: half of --max-connections]
     #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
+    /// Days audit events are kept, pruned at start and hourly (0: forever).
+    #[arg(
+        long,
+        env = "KEYGATE_AUDIT_RETENTION_DAYS",
+        value_name = "DAYS",
+        default_value_t = 0
+    )]
+    audit_retention_days: u64,
     /// Seconds a client may take to send a request body once its headers are in (then 408).
     #[arg(long, env = "KEYGATE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -427,6 +453,23 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
                     other => describe(other),
                 });
         }
+        Command::Audit(AuditCmd::List { repo, since, json }) => {
+            let since = match since {
+                Some(text) => Some(
+                    keygate::dialect::parse_time(&text)
+                        .ok_or_else(|| format!("--since {text:?} is not a date"))?,
+                ),
+                None => None,
+            };
+            let filter = keygate::core::AuditFilter {
+                repo_path: repo,
+                since,
+                ..Default::default()
+            };
+            return keygate::core::audit::print_log(&core, &filter, json)
+                .map(|_| None)
+                .map_err(describe);
+        }
         Command::Group(GroupCmd::List) => core.namespaces().map(|namespaces| {
             lines(namespaces.iter().map(|ns| {
                 let project = if ns.parent_id.is_none() {
@@ -516,6 +559,9 @@ async fn serve(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
         max_connections_per_ip: args.max_connections_per_ip,
+        audit_retention: (args.audit_retention_days > 0).then(|| {
+            std::time::Duration::from_secs(args.audit_retention_days.saturating_mul(86_400))
+        }),
         ..Settings::new(db)
     };
     let app = Application::build(settings.clone())?;

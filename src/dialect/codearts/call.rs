@@ -33,6 +33,8 @@ pub(super) struct Call {
     /// The repository the path names, if it parses: a bad body is reported only to a caller
     /// who may manage it, after 401, 403 and 404, as the other dialects order their errors.
     pub(super) repository: Option<RepoRef>,
+    /// For the audit trail; only a request that may change something has one.
+    pub(super) origin: Option<std::sync::Arc<crate::core::Origin>>,
 }
 
 impl Call {
@@ -65,6 +67,8 @@ impl Call {
             token,
             request_id: http::request_id(req),
             repository: repository(req).ok(),
+            origin: (req.method() != actix_web::http::Method::GET)
+                .then(|| http::origin(req, "codearts")),
         })
     }
 
@@ -90,6 +94,7 @@ impl Call {
         let query = self.query.clone();
         let work = move || {
             let result = self.authenticate(&core).and_then(|(who, single_use)| {
+                let who = who.from_origin(self.origin.clone());
                 let args = match (args, &self.repository) {
                     (Ok(args), _) => args,
                     (Err(bad), Some(repo)) => {

@@ -43,14 +43,17 @@ where
     }
     let token = token(req);
     let core = state.core.clone();
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+    let origin = (!reads).then(|| http::origin(req, "github"));
     let work = move || {
         // A header that carries no usable token is a failed login, as GitHub treats it.
         let who = token
             .ok_or(Error::Unauthorized)
-            .and_then(|t| core.authenticate_token(&t));
+            .and_then(|t| core.authenticate_token(&t))
+            .map(|who| who.from_origin(origin));
         Ok(who.map_err(GhError::from).and_then(|who| op(&core, &who)))
     };
-    let outcome = if matches!(*req.method(), Method::GET | Method::HEAD) {
+    let outcome = if reads {
         http::reading(&state.core, req.query_string(), work).await
     } else {
         blocking(work).await

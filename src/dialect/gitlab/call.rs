@@ -27,6 +27,8 @@ pub(super) struct Call {
     request_id: String,
     /// The raw query string: how deep a list page goes decides where a read runs.
     query: String,
+    /// For the audit trail; only a request that may change something has one.
+    origin: Option<std::sync::Arc<crate::core::Origin>>,
 }
 
 /// A keyset page as GitLab's `pagination=keyset` asks for it: ids past a cursor, one way.
@@ -63,10 +65,12 @@ impl Call {
             .or_else(|| http::authorization_token(req, &["bearer"]))
             .or_else(|| params.string("private_token").ok().flatten())
             .or_else(|| params.string("access_token").ok().flatten());
+        let write = !matches!(*req.method(), Method::GET | Method::HEAD);
         Ok(Call {
             params,
             token,
-            write: !matches!(*req.method(), Method::GET | Method::HEAD),
+            write,
+            origin: write.then(|| http::origin(req, "gitlab")),
             request_id: http::request_id(req),
             query: req.query_string().to_string(),
         })
@@ -202,8 +206,11 @@ impl Call {
         let core = state.core.clone();
         let token = self.token.clone();
         let write = self.write;
+        let origin = self.origin.clone();
         let work = move || {
-            let who = core.authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?)?;
+            let who = core
+                .authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?)?
+                .from_origin(origin);
             Ok(match args {
                 Ok(args) => op(&core, &who, args).map_err(GlError::core),
                 Err(bad) => {
