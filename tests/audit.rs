@@ -421,3 +421,172 @@ fn retention_prunes_old_events_and_records_the_pruning() {
     assert_eq!(left[0]["actor"]["kind"], "system");
     assert!(left[0]["details"]["cutoff"].as_i64().unwrap() > 0);
 }
+
+#[test]
+fn gitlab_audit_events_api_with_permissions_dates_and_pages() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = common::Contract::load("gitlab.yaml");
+    let created = gw
+        .req("POST", &gl_keys(seed.widgets))
+        .token(&seed.alice)
+        .json(&json!({"title": "api", "key": fresh_key("api")}))
+        .send()
+        .expect(201);
+    let key_id = created.json()["id"].as_i64().unwrap();
+
+    // Instance list: admins only, newest first, GitLab's pagination.
+    gw.req("GET", "/api/v4/audit_events").send().expect(401);
+    let denied = gw
+        .req("GET", "/api/v4/audit_events")
+        .token(&seed.alice)
+        .send()
+        .expect(403);
+    assert_eq!(denied.json()["message"], "403 Forbidden");
+    let all = gw
+        .req("GET", "/api/v4/audit_events?per_page=5")
+        .token(&seed.root)
+        .send()
+        .expect(200);
+    contract.check("/audit_events", "get", 200, &all.json());
+    let total: usize = all.header("x-total").unwrap().parse().unwrap();
+    assert_eq!(total, events(&gw, &[]).len());
+    assert_eq!(all.header("x-per-page"), Some("5"));
+    assert!(common::links(all.header("link").unwrap()).contains_key("next"));
+    let newest = &all.json()[0];
+    assert_eq!(newest["event_name"], "deploy_key.create");
+    assert_eq!(newest["entity_type"], "Project");
+    assert_eq!(newest["entity_id"], seed.widgets);
+    assert_eq!(newest["details"]["target_type"], "DeployKey");
+    assert_eq!(newest["details"]["target_id"], key_id);
+    assert_eq!(newest["details"]["author_name"], "alice");
+    assert_eq!(newest["details"]["ip_address"], "127.0.0.1");
+    assert_eq!(newest["details"]["entity_path"], "acme/widgets");
+    let page2 = gw
+        .req("GET", "/api/v4/audit_events?per_page=5&page=2")
+        .token(&seed.root)
+        .send()
+        .expect(200)
+        .json();
+    assert!(page2[0]["id"].as_i64() < all.json()[4]["id"].as_i64());
+
+    // One event by id.
+    let id = newest["id"].as_i64().unwrap();
+    let one = gw
+        .req("GET", &format!("/api/v4/audit_events/{id}"))
+        .token(&seed.root)
+        .send()
+        .expect(200);
+    contract.check("/audit_events/{event_id}", "get", 200, &one.json());
+    assert_eq!(&one.json(), newest);
+    gw.req("GET", "/api/v4/audit_events/999999")
+        .token(&seed.root)
+        .send()
+        .expect(404);
+
+    // Dates: inclusive bounds, bad dates 400 in GitLab's shape.
+    let future = gw
+        .req(
+            "GET",
+            "/api/v4/audit_events?created_after=2999-01-01T00:00:00Z",
+        )
+        .token(&seed.root)
+        .send()
+        .expect(200);
+    assert_eq!(future.json().as_array().unwrap().len(), 0);
+    assert_eq!(future.header("x-total"), Some("0"));
+    let past = gw
+        .req("GET", "/api/v4/audit_events?created_before=2000-01-01")
+        .token(&seed.root)
+        .send()
+        .expect(200);
+    assert_eq!(past.json().as_array().unwrap().len(), 0);
+    let at = newest["created_at"].as_str().unwrap();
+    let exact = gw
+        .req(
+            "GET",
+            &format!("/api/v4/audit_events?created_after={at}&created_before={at}"),
+        )
+        .token(&seed.root)
+        .send()
+        .expect(200)
+        .json();
+    assert!(exact.as_array().unwrap().iter().any(|e| e["id"] == id));
+    let bad = gw
+        .req("GET", "/api/v4/audit_events?created_after=yesterday")
+        .token(&seed.root)
+        .send()
+        .expect(400);
+    contract.check("/audit_events", "get", 400, &bad.json());
+    assert_eq!(bad.json()["error"], "created_after is invalid");
+
+    // Project list: maintainers; a reporter is forbidden, a stranger finds nothing.
+    let project = format!("/api/v4/projects/{}/audit_events", seed.widgets);
+    let mine = gw
+        .req("GET", &project)
+        .token(&seed.alice)
+        .send()
+        .expect(200);
+    contract.check("/projects/{id}/audit_events", "get", 200, &mine.json());
+    let mine = mine.json();
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["entity_id"] == seed.widgets)
+    );
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event_name"] == "repository.add")
+    );
+    gw.req("GET", &project).token(&seed.bob).send().expect(403);
+    gw.req(
+        "GET",
+        &format!("/api/v4/projects/{}/audit_events", seed.secret),
+    )
+    .token(&seed.alice)
+    .send()
+    .expect(404);
+    gw.req("GET", &format!("{project}/{id}"))
+        .token(&seed.alice)
+        .send()
+        .expect(200);
+    let elsewhere = mine.as_array().unwrap().len();
+    assert!(elsewhere > 0);
+    let secret_event = events(&gw, &["--repo", "other/secret"])[0]["id"]
+        .as_i64()
+        .unwrap();
+    gw.req("GET", &format!("{project}/{secret_event}"))
+        .token(&seed.alice)
+        .send()
+        .expect(404);
+
+    // Group list: what the caller maintains under the group (all of it for an admin).
+    let acme = gw.cli(&["group", "list"]);
+    let acme_id = acme
+        .lines()
+        .find(|l| l.ends_with(" acme"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .to_string();
+    let group = format!("/api/v4/groups/{acme_id}/audit_events?per_page=100");
+    let seen = gw.req("GET", &group).token(&seed.alice).send().expect(200);
+    contract.check("/groups/{id}/audit_events", "get", 200, &seen.json());
+    let paths: Vec<String> = seen
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["details"]["entity_path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(paths.contains(&"acme/widgets".to_string()));
+    assert!(paths.contains(&"acme/tools/cli".to_string()));
+    assert!(paths.iter().all(|p| p.starts_with("acme/")));
+    gw.req("GET", &group).token(&seed.bob).send().expect(403);
+    gw.req("GET", "/api/v4/groups/99999/audit_events")
+        .token(&seed.root)
+        .send()
+        .expect(404);
+}

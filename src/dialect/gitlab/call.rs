@@ -15,7 +15,14 @@ use crate::http::{self, Pagination, Params, State, base_url, blocking, link_head
 pub(super) const COUNT_LIMIT: u64 = 10_000;
 const DEFAULT_PER_PAGE: u32 = 20;
 /// Query parameters a `Link` URL keeps besides `page` and `per_page`.
-const LINK_PARAMS: [&str; 2] = ["public", "username"];
+const LINK_PARAMS: [&str; 6] = [
+    "public",
+    "username",
+    "created_after",
+    "created_before",
+    "entity_type",
+    "entity_id",
+];
 const MAX_PER_PAGE: u32 = 100;
 
 /// A parsed request: its parameters and the caller's token (not yet checked).
