@@ -31,6 +31,8 @@ pub struct Settings {
     pub max_connections_per_ip: Option<usize>,
     /// Time allowed to receive a request body once its headers are complete (answered 408).
     pub body_timeout: Duration,
+    /// How long audit events are kept; `None` keeps them forever. Pruned at start and hourly.
+    pub audit_retention: Option<Duration>,
     /// Peers (socket addresses, never `X-Forwarded-For`) that may read `/-/metrics` on the main
     /// listener.
     pub metrics_allow: Vec<ipnet::IpNet>,
@@ -69,6 +71,7 @@ impl Settings {
             rate: crate::http::rate::RateSettings::default(),
             metrics_allow: crate::telemetry::default_metrics_allow(),
             metrics_listen: None,
+            audit_retention: None,
         }
     }
 
@@ -104,6 +107,7 @@ impl std::fmt::Debug for Settings {
             .field("tls", &self.tls)
             .field("metrics_allow", &self.metrics_allow)
             .field("metrics_listen", &self.metrics_listen)
+            .field("audit_retention", &self.audit_retention)
             .finish()
     }
 }

@@ -41,6 +41,9 @@ impl Application {
         crate::telemetry::handle();
         let store = Store::open(&settings.db).map_err(std::io::Error::other)?;
         let core = Core::new(store, settings.policy.clone());
+        if let Some(keep) = settings.audit_retention {
+            prune_every_hour(core.clone(), keep);
+        }
         let internal_secret = InternalSecret::read_or_create(&settings.internal_secret_path())?;
         let state = web::Data::new(State {
             core,
@@ -167,4 +170,28 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// Prunes events older than `keep` now and then every hour, off the async workers, for as
+/// long as the server runs. Every gateway may do it: a second prune finds nothing and records
+/// nothing.
+fn prune_every_hour(core: Core, keep: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let core = core.clone();
+            let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+            let pruned = actix_web::web::block(move || {
+                core.prune_audit(crate::store::now_ms().saturating_sub(keep_ms))
+            })
+            .await;
+            match pruned {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => log::info!("audit: pruned {n} events older than {keep:?}"),
+                Ok(Err(err)) => log::warn!("audit: pruning failed: {err}"),
+                Err(err) => log::warn!("audit: pruning did not run: {err}"),
+            }
+        }
+    });
 }

@@ -783,3 +783,118 @@ fn a_database_from_a_newer_keygate_is_refused_on_both_backends() {
         Err(StoreError::TooNew { found: 99, .. })
     ));
 }
+
+conformance!(audit_events_filter_page_count_and_prune_alike, |store| {
+    use keygate::store::{AuditEvent, AuditFilter};
+    let (_, widgets) = repo(&store, "acme", "widgets");
+    let (_, tools) = repo(&store, "acme", "tools");
+    let (_, other) = repo(&store, "acmeother", "x");
+    let alice = w(&store, |db| db.insert_user("alice", false));
+    w(&store, |db| db.set_role(widgets, alice, Role::Maintainer));
+    let event = |at: i64, repo: Option<(i64, &str)>, user: Option<i64>| AuditEvent {
+        created_at: at,
+        actor_kind: "cli".into(),
+        actor_name: "op".into(),
+        action: "deploy_key.create".into(),
+        repo_id: repo.map(|r| r.0),
+        repo_path: repo.map(|r| r.1.to_string()),
+        fingerprint: Some("SHA256:x".into()),
+        user_id: user,
+        details: r#"{"after":{"can_push":true}}"#.into(),
+        ..AuditEvent::default()
+    };
+    let ids: Vec<i64> = [
+        event(100, Some((widgets, "acme/widgets")), None),
+        event(200, Some((tools, "ACME/tools")), None),
+        event(300, Some((other, "acmeother/x")), None),
+        event(400, None, Some(alice)),
+    ]
+    .iter()
+    .map(|e| w(&store, |db| db.insert_audit_event(e)))
+    .collect();
+    assert!(ids.windows(2).all(|p| p[0] < p[1]));
+    let stored = r(&store, |db| db.audit_event(ids[0])).unwrap();
+    assert_eq!(stored.repo_path.as_deref(), Some("acme/widgets"));
+    assert_eq!(stored.details, r#"{"after":{"can_push":true}}"#);
+    let list = |f: AuditFilter| -> Vec<i64> {
+        r(&store, |db| db.audit_events(&f, 0, 100))
+            .iter()
+            .map(|e| e.id)
+            .collect()
+    };
+    let all = list(AuditFilter::default());
+    assert_eq!(
+        all,
+        ids.iter().rev().copied().collect::<Vec<_>>(),
+        "newest first"
+    );
+    let oldest = list(AuditFilter {
+        oldest_first: true,
+        ..Default::default()
+    });
+    assert_eq!(oldest, ids);
+    let under = list(AuditFilter {
+        under: Some("Acme".into()),
+        ..Default::default()
+    });
+    assert_eq!(under, vec![ids[1], ids[0]], "acmeother is not under acme");
+    let maintained = list(AuditFilter {
+        under: Some("acme".into()),
+        maintained_by: Some(alice),
+        ..Default::default()
+    });
+    assert_eq!(maintained, vec![ids[0]]);
+    let by_path = list(AuditFilter {
+        repo_path: Some("acme/TOOLS".into()),
+        ..Default::default()
+    });
+    assert_eq!(by_path, vec![ids[1]]);
+    let dated = list(AuditFilter {
+        since: Some(200),
+        until: Some(300),
+        ..Default::default()
+    });
+    assert_eq!(dated, vec![ids[2], ids[1]], "bounds inclusive");
+    assert_eq!(
+        list(AuditFilter {
+            user_id: Some(alice),
+            ..Default::default()
+        }),
+        vec![ids[3]]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            repo_id: Some(widgets),
+            ..Default::default()
+        }),
+        vec![ids[0]]
+    );
+    let page = r(&store, |db| db.audit_events(&AuditFilter::default(), 1, 2));
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+    assert_eq!(
+        r(&store, |db| db
+            .count_audit_events(&AuditFilter::default(), 100)),
+        4
+    );
+    assert_eq!(
+        r(&store, |db| db
+            .count_audit_events(&AuditFilter::default(), 2)),
+        2
+    );
+    // A write that fails takes its audit row with it.
+    let failed = store.write(|db| {
+        db.insert_audit_event(&event(500, None, None))?;
+        db.insert_user("ALICE", false)
+    });
+    assert!(failed.is_err());
+    assert_eq!(
+        r(&store, |db| db
+            .count_audit_events(&AuditFilter::default(), 100)),
+        4
+    );
+    assert_eq!(w(&store, |db| db.prune_audit_events(250)), 2);
+    assert_eq!(list(AuditFilter::default()), vec![ids[3], ids[2]]);
+});

@@ -107,6 +107,7 @@ pub fn run(db: &Path, command: Command) -> Result<Option<String>, String> {
         Command::Serve(_)
         | Command::Ssh(_)
         | Command::Db(_)
+        | Command::Audit(_)
         | Command::Completions { .. }
         | Command::Man { .. } => unreachable!("not an admin command"),
         Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),
@@ -215,7 +216,7 @@ fn lines(items: impl Iterator<Item = String>) -> Option<String> {
     (!all.is_empty()).then(|| all.join("\n"))
 }
 
-fn describe(err: Error) -> String {
+pub(super) fn describe(err: Error) -> String {
     use crate::core::{Conflict, Missing};
     match err {
         Error::NotFound(Missing::User) => "no such user".into(),

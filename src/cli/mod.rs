@@ -1,6 +1,7 @@
 //! The `keygate` command line: the clap types of every subcommand, and the dispatch to them.
 
 mod admin;
+mod audit;
 mod completions;
 pub mod config_file;
 mod db;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Read the audit trail (every change, oldest first).
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Print a completion script for SHELL on stdout (e.g. `keygate completions bash >
     /// /etc/bash_completion.d/keygate`).
     Completions { shell: clap_complete::Shell },
@@ -129,6 +133,7 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
             .map(|_| None)
             .map_err(|e| e.to_string()),
         Command::Db(cmd) => db::run(&cli.db, cmd),
+        Command::Audit(cmd) => audit::run(&cli.db, cmd),
         Command::Completions { shell } => completions::run(shell),
         Command::Man { out } => man::run(out.as_deref()),
         Command::Ssh(_) => unreachable!("main runs the SSH side without a log or a database"),

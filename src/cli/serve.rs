@@ -37,6 +37,14 @@ pub struct ServeArgs {
     /// where every client has the proxy's address) [default: half of --max-connections]
     #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
+    /// Days audit events are kept, pruned at start and hourly (0: forever).
+    #[arg(
+        long,
+        env = "KEYGATE_AUDIT_RETENTION_DAYS",
+        value_name = "DAYS",
+        default_value_t = 0
+    )]
+    audit_retention_days: u64,
     #[command(flatten)]
     rate: crate::http::rate::RateFlags,
     /// Seconds a client may take to send a request body once its headers are in (then 408).
@@ -77,6 +85,9 @@ pub async fn run(db: PathBuf, args: ServeArgs) -> std::io::Result<()> {
         body_timeout: std::time::Duration::from_secs(args.body_timeout),
         max_connections_per_ip: args.max_connections_per_ip,
         rate: args.rate.settings(),
+        audit_retention: (args.audit_retention_days > 0).then(|| {
+            std::time::Duration::from_secs(args.audit_retention_days.saturating_mul(86_400))
+        }),
         tls: args
             .tls_cert
             .zip(args.tls_key)

@@ -2,9 +2,11 @@
 
 use time::OffsetDateTime;
 
+use super::audit::{Actor, Change, record};
 use super::{Core, Error, Missing, Principal, Result, Scope, SingleUse};
 use crate::auth::aksk::{self, SignError, SignedRequest};
 use crate::auth::random_bytes;
+use serde_json::json;
 
 /// Huawei Cloud's shapes, so the values look familiar and fit every SDK's expectations:
 /// a 20-character upper-case AK (about 103 random bits) and a 40-character SK (about 238 bits).
@@ -31,7 +33,17 @@ impl Core {
                 .user_by_name(username)?
                 .ok_or(Error::NotFound(Missing::User))?;
             db.insert_access_key(user.id, &access_key, &secret_key)?;
-            Ok::<_, Error>(())
+            // The AK names the pair, as a username does; the SK never leaves this function's caller.
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "access_key.issue",
+                    user: Some(&user),
+                    details: json!({"access_key": access_key}),
+                    ..Change::default()
+                },
+            )
         })?;
         Ok((access_key, secret_key))
     }
@@ -49,11 +61,20 @@ impl Core {
     /// Deletes an access key; requests signed with it fail from then on.
     pub fn revoke_access_key(&self, access_key: &str) -> Result<()> {
         self.store.write(|db| {
-            if db.delete_access_key(access_key)? {
-                Ok(())
-            } else {
-                Err(Error::NotFound(Missing::Token))
-            }
+            let (user, _secret) = db
+                .access_key_owner(access_key)?
+                .ok_or(Error::NotFound(Missing::Token))?;
+            db.delete_access_key(access_key)?;
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "access_key.revoke",
+                    user: Some(&user),
+                    details: json!({"access_key": access_key}),
+                    ..Change::default()
+                },
+            )
         })
     }
 
@@ -65,6 +86,7 @@ impl Core {
                 Principal {
                     user,
                     scope: Scope::Api,
+                    origin: None,
                 },
                 secret.into_bytes(),
             )),

@@ -1,7 +1,9 @@
 //! Operator actions behind the admin CLI: users, tokens, repositories and membership.
 
+use super::audit::{Actor, Change, record};
 use super::{Core, Error, Field, Missing, Problem, Repository, Result, Role, Scope, Token, User};
 use crate::auth;
+use serde_json::json;
 
 /// Longest repository or namespace path accepted, in characters.
 const MAX_PATH_CHARS: usize = 1024;
@@ -9,7 +11,23 @@ const MAX_PATH_CHARS: usize = 1024;
 impl Core {
     pub fn add_user(&self, username: &str, admin: bool) -> Result<i64> {
         check_name(username, Field::Username)?;
-        self.store.write(|db| Ok(db.insert_user(username, admin)?))
+        self.store.write(|db| {
+            let id = db.insert_user(username, admin)?;
+            let user = db
+                .user_by_id(id)?
+                .ok_or_else(|| Error::Internal("user vanished inside its transaction".into()))?;
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "user.add",
+                    user: Some(&user),
+                    details: json!({"after": {"admin": admin}}),
+                    ..Change::default()
+                },
+            )?;
+            Ok(id)
+        })
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
@@ -23,7 +41,16 @@ impl Core {
                 .user_by_name(username)?
                 .ok_or(Error::NotFound(Missing::User))?;
             db.delete_user(user.id)?;
-            Ok(())
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "user.remove",
+                    user: Some(&user),
+                    details: json!({"before": {"admin": user.admin}}),
+                    ..Change::default()
+                },
+            )
         })
     }
 
@@ -40,8 +67,17 @@ impl Core {
             let user = db
                 .user_by_name(username)?
                 .ok_or(Error::NotFound(Missing::User))?;
-            db.insert_token(user.id, &hash, scope, expires_at)?;
-            Ok::<_, Error>(())
+            let id = db.insert_token(user.id, &hash, scope, expires_at)?;
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "token.issue",
+                    user: Some(&user),
+                    details: json!({"token_id": id, "scope": scope.as_str(), "expires_at": expires_at}),
+                    ..Change::default()
+                },
+            )
         })?;
         Ok(token)
     }
@@ -57,11 +93,18 @@ impl Core {
 
     pub fn revoke_token(&self, id: i64) -> Result<()> {
         self.store.write(|db| {
-            if db.delete_token(id)? {
-                Ok(())
-            } else {
-                Err(Error::NotFound(Missing::Token))
-            }
+            let (token, user) = db.token_by_id(id)?.ok_or(Error::NotFound(Missing::Token))?;
+            db.delete_token(id)?;
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "token.revoke",
+                    user: Some(&user),
+                    details: json!({"token_id": id, "scope": token.scope.as_str()}),
+                    ..Change::default()
+                },
+            )
         })
     }
 
@@ -85,18 +128,34 @@ impl Core {
         let (name, namespaces) = segments.split_last().expect("at least two segments");
         self.store.write(|db| {
             let mut parent: Option<i64> = None;
+            let mut created = Vec::new();
             for depth in 0..namespaces.len() {
                 let full = namespaces[..=depth].join("/");
                 parent = Some(match db.namespace_by_path(&full)? {
                     Some(ns) => ns.id,
                     None => {
                         let uuid = hex::encode(auth::random_bytes::<16>());
+                        created.push(full.clone());
                         db.insert_namespace(parent, namespaces[depth], &full, &uuid)?
                     }
                 });
             }
             let namespace_id = parent.expect("at least one namespace");
-            Ok(db.insert_repo(id, namespace_id, name, &segments.join("/"))?)
+            let repo_id = db.insert_repo(id, namespace_id, name, &segments.join("/"))?;
+            let repo = db.repo_by_id(repo_id)?.ok_or_else(|| {
+                Error::Internal("repository vanished inside its transaction".into())
+            })?;
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "repository.add",
+                    repo: Some(&repo),
+                    details: json!({"namespaces_created": created}),
+                    ..Change::default()
+                },
+            )?;
+            Ok(repo_id)
         })
     }
 
@@ -110,8 +169,18 @@ impl Core {
             let repo = db
                 .repo_by_path(path)?
                 .ok_or(Error::NotFound(Missing::Repository))?;
+            let keys = db.count_linked_keys(repo.id, u64::MAX)?;
             db.delete_repo(repo.id)?;
-            Ok(())
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "repository.remove",
+                    repo: Some(&repo),
+                    details: json!({"keys_detached": keys}),
+                    ..Change::default()
+                },
+            )
         })
     }
 
@@ -123,8 +192,25 @@ impl Core {
             let user = db
                 .user_by_name(username)?
                 .ok_or(Error::NotFound(Missing::User))?;
+            let before = db.role_of(repo.id, user.id)?;
+            if before == Some(role) {
+                return Ok(());
+            }
             db.set_role(repo.id, user.id, role)?;
-            Ok(())
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "role.grant",
+                    repo: Some(&repo),
+                    user: Some(&user),
+                    details: json!({
+                        "before": {"role": before.map(Role::as_str)},
+                        "after": {"role": role.as_str()},
+                    }),
+                    ..Change::default()
+                },
+            )
         })
     }
 
@@ -136,8 +222,21 @@ impl Core {
             let user = db
                 .user_by_name(username)?
                 .ok_or(Error::NotFound(Missing::User))?;
+            let Some(before) = db.role_of(repo.id, user.id)? else {
+                return Ok(());
+            };
             db.delete_role(repo.id, user.id)?;
-            Ok(())
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "role.revoke",
+                    repo: Some(&repo),
+                    user: Some(&user),
+                    details: json!({"before": {"role": before.as_str()}}),
+                    ..Change::default()
+                },
+            )
         })
     }
 }

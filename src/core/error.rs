@@ -12,6 +12,7 @@ pub enum Missing {
     User,
     Namespace,
     Token,
+    AuditEvent,
 }
 
 /// Why an authenticated caller may not do something.

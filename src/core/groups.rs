@@ -1,11 +1,13 @@
 //! Groups, CodeArts projects and submodules: deploy-key rules that span more than one repository.
 
+use super::audit::{Actor, Change, record};
 use super::{
     Added, Core, Denied, DeployKey, Error, Field, KeySubmission, LinkedKey, Missing, Namespace,
     Paged, Principal, Problem, PublicKey, RepoRef, Repository, Result, Reuse, Window, managed_repo,
     require_write,
 };
 use crate::store::Db;
+use serde_json::json;
 
 impl Core {
     /// `add_key` (joining an existing key, as GitLab does) that also keeps the client's
@@ -110,13 +112,32 @@ impl Core {
                 .ok_or(Error::NotFound(Missing::Key))?;
             let mut changed = 0;
             for child in &children {
-                match db.linked_key(child.id, key_id)? {
-                    None => db.insert_link(child.id, key_id, linked.can_push, Some(who.user.id))?,
+                let before = match db.linked_key(child.id, key_id)? {
+                    None => {
+                        db.insert_link(child.id, key_id, linked.can_push, Some(who.user.id))?;
+                        json!(null)
+                    }
                     Some(there) if there.can_push != linked.can_push => {
-                        db.set_can_push(child.id, key_id, linked.can_push)?
+                        db.set_can_push(child.id, key_id, linked.can_push)?;
+                        json!({"can_push": there.can_push})
                     }
                     Some(_) => continue,
-                }
+                };
+                record(
+                    db,
+                    Actor::User(who),
+                    Change {
+                        action: "deploy_key.sync",
+                        repo: Some(child),
+                        key: Some(&linked.key),
+                        details: json!({
+                            "parent": parent.full_path,
+                            "before": before,
+                            "after": {"can_push": linked.can_push},
+                        }),
+                        ..Change::default()
+                    },
+                )?;
                 changed += 1;
             }
             Ok(changed)
@@ -134,13 +155,30 @@ impl Core {
         require_write(who)?;
         self.write(|db| {
             let (parent, children) = parent_and_children(db, who, repo)?;
-            db.linked_key(parent.id, key_id)?
+            let linked = db
+                .linked_key(parent.id, key_id)?
                 .ok_or(Error::NotFound(Missing::Key))?;
             let mut removed = 0;
             for child in &children {
-                if db.delete_link(child.id, key_id)? {
-                    removed += 1;
-                }
+                let Some(there) = db.linked_key(child.id, key_id)? else {
+                    continue;
+                };
+                db.delete_link(child.id, key_id)?;
+                record(
+                    db,
+                    Actor::User(who),
+                    Change {
+                        action: "deploy_key.unsync",
+                        repo: Some(child),
+                        key: Some(&linked.key),
+                        details: json!({
+                            "parent": parent.full_path,
+                            "before": {"can_push": there.can_push},
+                        }),
+                        ..Change::default()
+                    },
+                )?;
+                removed += 1;
             }
             Ok(removed)
         })
@@ -158,7 +196,17 @@ impl Core {
                     Problem::Format("a repository other than the parent"),
                 ));
             }
-            Ok(db.insert_submodule(parent.id, child.id)?)
+            db.insert_submodule(parent.id, child.id)?;
+            record(
+                db,
+                Actor::Cli,
+                Change {
+                    action: "submodule.add",
+                    repo: Some(&parent),
+                    details: json!({"child": child.full_path, "child_id": child.id}),
+                    ..Change::default()
+                },
+            )
         })
     }
 
@@ -166,7 +214,18 @@ impl Core {
     pub fn remove_submodule(&self, parent: &str, child: &str) -> Result<()> {
         self.store.write(|db| {
             let (parent, child) = repo_pair(db, parent, child)?;
-            db.delete_submodule(parent.id, child.id)?;
+            if db.delete_submodule(parent.id, child.id)? {
+                record(
+                    db,
+                    Actor::Cli,
+                    Change {
+                        action: "submodule.remove",
+                        repo: Some(&parent),
+                        details: json!({"child": child.full_path, "child_id": child.id}),
+                        ..Change::default()
+                    },
+                )?;
+            }
             Ok(())
         })
     }
@@ -188,7 +247,7 @@ impl Core {
 /// The namespace and whose maintained repositories count in it (`None`: an admin, all of them).
 /// A namespace the caller has no role in is not found; one where they only report is forbidden,
 /// the same answers a single repository gives.
-fn managed_namespace(
+pub(super) fn managed_namespace(
     db: &Db,
     who: &Principal,
     namespace: Option<Namespace>,

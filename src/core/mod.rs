@@ -2,6 +2,7 @@
 
 mod access_keys;
 mod admin;
+pub mod audit;
 mod error;
 mod groups;
 mod inventory;
@@ -11,8 +12,10 @@ mod ssh;
 pub mod text;
 
 pub use crate::store::{
-    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
+    AuditEvent, AuditFilter, DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, Repository, Role,
+    Scope, Token, User,
 };
+pub use audit::{AuditScope, Origin};
 pub use error::{Conflict, Denied, Error, Field, Missing, Problem};
 pub use inventory::Inventory;
 pub use key::{KeyError, KeyPolicy, PublicKey};
@@ -20,6 +23,8 @@ pub use single_use::SingleUse;
 pub use ssh::{GitAccess, SshDenial, SshGrant};
 
 use crate::store::{Db, NewKey, Store, now_ms};
+use audit::{Actor, Change, record};
+use serde_json::json;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -31,6 +36,8 @@ pub const MAX_TITLE_CHARS: usize = 255;
 pub struct Principal {
     pub user: User,
     pub scope: Scope,
+    /// Where the request came from, for the audit trail; set by the dialect for changes only.
+    pub origin: Option<std::sync::Arc<Origin>>,
 }
 
 /// How a client names a repository: by numeric id or by its `namespace/…/name` path.
@@ -138,6 +145,7 @@ impl Core {
             Some((t, user)) if t.expires_at.is_none_or(|e| e > now_ms()) => Ok(Principal {
                 user,
                 scope: t.scope,
+                origin: None,
             }),
             _ => Err(Error::Unauthorized),
         }
@@ -231,6 +239,17 @@ impl Core {
                     return Err(Error::Conflict(Conflict::KeyTaken));
                 }
                 db.insert_link(repo.id, existing.id, submission.can_push, Some(who.user.id))?;
+                record(
+                    db,
+                    Actor::User(who),
+                    Change {
+                        action: "deploy_key.join",
+                        repo: Some(&repo),
+                        key: Some(&existing),
+                        details: json!({"after": {"can_push": submission.can_push}}),
+                        ..Change::default()
+                    },
+                )?;
                 (existing.id, Added::Joined)
             }
             None => {
@@ -239,6 +258,24 @@ impl Core {
                 let new = new_key(&parsed, &text, submission, false, Some(who.user.id));
                 let id = db.insert_key(&new)?;
                 db.insert_link(repo.id, id, submission.can_push, Some(who.user.id))?;
+                let key = db
+                    .key_by_id(id)?
+                    .ok_or_else(|| Error::Internal("key vanished inside its transaction".into()))?;
+                record(
+                    db,
+                    Actor::User(who),
+                    Change {
+                        action: "deploy_key.create",
+                        repo: Some(&repo),
+                        key: Some(&key),
+                        details: json!({"after": {
+                            "title": key.title,
+                            "can_push": submission.can_push,
+                            "expires_at": key.expires_at,
+                        }}),
+                        ..Change::default()
+                    },
+                )?;
                 (id, Added::Created)
             }
         };
@@ -274,8 +311,26 @@ impl Core {
                     db.update_key_title(key_id, title)?;
                 }
             }
-            db.linked_key(repo.id, key_id)?
-                .ok_or(Error::NotFound(Missing::Key))
+            let after = db
+                .linked_key(repo.id, key_id)?
+                .ok_or(Error::NotFound(Missing::Key))?;
+            if (&after.key.title, after.can_push) != (&linked.key.title, linked.can_push) {
+                record(
+                    db,
+                    Actor::User(who),
+                    Change {
+                        action: "deploy_key.update",
+                        repo: Some(&repo),
+                        key: Some(&after.key),
+                        details: json!({
+                            "before": {"title": linked.key.title, "can_push": linked.can_push},
+                            "after": {"title": after.key.title, "can_push": after.can_push},
+                        }),
+                        ..Change::default()
+                    },
+                )?;
+            }
+            Ok(after)
         })
     }
 
@@ -306,7 +361,21 @@ impl Core {
                 return Err(Error::Conflict(Conflict::ChangedSince));
             }
             db.delete_link(repo.id, key_id)?;
-            db.delete_key_if_orphaned(key_id)?;
+            let key_deleted = db.delete_key_if_orphaned(key_id)?;
+            record(
+                db,
+                Actor::User(who),
+                Change {
+                    action: "deploy_key.delete",
+                    repo: Some(&repo),
+                    key: Some(&linked.key),
+                    details: json!({
+                        "before": {"title": linked.key.title, "can_push": linked.can_push},
+                        "key_deleted": key_deleted,
+                    }),
+                    ..Change::default()
+                },
+            )?;
             Ok(linked)
         })
     }
@@ -322,6 +391,17 @@ impl Core {
                     return Err(Error::NotFound(Missing::Key));
                 }
                 db.insert_link(repo.id, key_id, false, Some(who.user.id))?;
+                record(
+                    db,
+                    Actor::User(who),
+                    Change {
+                        action: "deploy_key.enable",
+                        repo: Some(&repo),
+                        key: Some(&key),
+                        details: json!({"after": {"can_push": false}}),
+                        ..Change::default()
+                    },
+                )?;
             }
             Ok(key)
         })
@@ -381,8 +461,24 @@ impl Core {
                 true,
                 Some(who.user.id),
             ))?;
-            db.key_by_id(id)?
-                .ok_or_else(|| Error::Internal("key vanished inside its transaction".into()))
+            let key = db
+                .key_by_id(id)?
+                .ok_or_else(|| Error::Internal("key vanished inside its transaction".into()))?;
+            record(
+                db,
+                Actor::User(who),
+                Change {
+                    action: "deploy_key.create",
+                    key: Some(&key),
+                    details: json!({"after": {
+                        "title": key.title,
+                        "public": true,
+                        "expires_at": key.expires_at,
+                    }}),
+                    ..Change::default()
+                },
+            )?;
+            Ok(key)
         })
     }
 
@@ -564,7 +660,7 @@ fn require_write(who: &Principal) -> Result<()> {
     }
 }
 
-fn require_admin(who: &Principal) -> Result<()> {
+pub(super) fn require_admin(who: &Principal) -> Result<()> {
     if who.user.admin {
         Ok(())
     } else {

@@ -2,11 +2,13 @@
 
 mod body;
 pub mod limits;
+mod origin;
 mod page;
 pub mod rate;
 pub mod tls;
 
 pub use body::{BodyError, MAX_BODY_BYTES, Params, read_body};
+pub use origin::origin;
 pub use page::{Pagination, link_header};
 
 use std::time::Instant;

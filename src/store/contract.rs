@@ -1,8 +1,8 @@
 //! The storage contract: every query the core may run, one method each, implemented once per backend.
 
 use super::{
-    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope,
-    StoreError, Token, User,
+    AuditEvent, AuditFilter, DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey,
+    Repository, Role, Scope, StoreError, Token, User,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -163,6 +163,23 @@ pub trait Queries {
     fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>>;
     /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
     fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool>;
+
+    // ---- the audit trail (append-only: nothing updates a row; only pruning deletes) ----
+    /// A token by id, with its user (for the record of its revocation).
+    fn token_by_id(&self, id: i64) -> Result<Option<(Token, User)>>;
+    fn insert_audit_event(&self, event: &AuditEvent) -> Result<i64>;
+    fn audit_event(&self, id: i64) -> Result<Option<AuditEvent>>;
+    /// One page of the events `filter` selects, newest first (or oldest first, as it says).
+    fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>>;
+    /// How many events `filter` selects, counting no further than `upto`.
+    fn count_audit_events(&self, filter: &AuditFilter, upto: u64) -> Result<u64>;
+    /// Deletes the events created before `before`; returns how many.
+    fn prune_audit_events(&self, before: i64) -> Result<u64>;
 }
 
 /// `impl Queries for $ty<'_>` in which every query calls `$ty`'s inherent method of the same name,
@@ -390,6 +407,24 @@ macro_rules! forward_queries {
             }
             fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
                 $ty::touch_key_used(self, key_id, now, fresh_after)
+            }
+            fn token_by_id(&self, id: i64) -> Result<Option<(Token, User)>> {
+                $ty::token_by_id(self, id)
+            }
+            fn insert_audit_event(&self, event: &AuditEvent) -> Result<i64> {
+                $ty::insert_audit_event(self, event)
+            }
+            fn audit_event(&self, id: i64) -> Result<Option<AuditEvent>> {
+                $ty::audit_event(self, id)
+            }
+            fn audit_events(&self, filter: &AuditFilter, offset: u64, limit: u32) -> Result<Vec<AuditEvent>> {
+                $ty::audit_events(self, filter, offset, limit)
+            }
+            fn count_audit_events(&self, filter: &AuditFilter, upto: u64) -> Result<u64> {
+                $ty::count_audit_events(self, filter, upto)
+            }
+            fn prune_audit_events(&self, before: i64) -> Result<u64> {
+                $ty::prune_audit_events(self, before)
             }
         }
     };

@@ -130,6 +130,30 @@ pub(crate) const TABLES: &[Table] = &[
         cols: &[("signature", Text), ("expires_at", Int)],
         has_id_sequence: false,
     },
+    Table {
+        name: "audit_events",
+        cols: &[
+            ("id", Int),
+            ("created_at", Int),
+            ("actor_kind", Text),
+            ("actor_id", Int),
+            ("actor_name", Text),
+            ("dialect", Text),
+            ("method", Text),
+            ("route", Text),
+            ("request_id", Text),
+            ("client_addr", Text),
+            ("action", Text),
+            ("repo_id", Int),
+            ("repo_path", Text),
+            ("key_id", Int),
+            ("fingerprint", Text),
+            ("user_id", Int),
+            ("user_name", Text),
+            ("details", Text),
+        ],
+        has_id_sequence: true,
+    },
 ];
 
 /// One column value on its way from one backend to the other.

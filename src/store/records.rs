@@ -142,3 +142,53 @@ pub struct NewKey<'a> {
     pub owner_id: Option<i64>,
     pub expires_at: Option<i64>,
 }
+
+/// One change as the audit trail recorded it. Never a secret: a key appears by id and SHA256
+/// fingerprint, a token by id, an access key by its AK (an identifier, as a username is).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub created_at: i64,
+    /// `user` (a dialect's authenticated caller), `cli` (the admin CLI; `actor_name` is the OS
+    /// user) or `system` (the gateway itself: retention pruning).
+    pub actor_kind: String,
+    pub actor_id: Option<i64>,
+    pub actor_name: String,
+    pub dialect: Option<String>,
+    pub method: Option<String>,
+    /// The route template (`/api/v4/projects/{id}/deploy_keys`), never the raw path.
+    pub route: Option<String>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    /// `deploy_key.create`, `token.issue`, … (docs/operations.md lists them).
+    pub action: String,
+    pub repo_id: Option<i64>,
+    /// The repository's path when the change was made: it may be removed or re-created since.
+    pub repo_path: Option<String>,
+    pub key_id: Option<i64>,
+    pub fingerprint: Option<String>,
+    /// The user a change is about (a new user, a token's owner, a role's holder).
+    pub user_id: Option<i64>,
+    pub user_name: Option<String>,
+    /// A JSON object: `before` and `after` for updates, and what else the action names.
+    pub details: String,
+}
+
+/// Which audit events a list reads. Every filter given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub repo_id: Option<i64>,
+    /// The repository's path at the time, in any case (events of a removed repository too).
+    pub repo_path: Option<String>,
+    /// Only repositories whose path was under this namespace path (`group` or `group/sub`).
+    pub under: Option<String>,
+    /// Only events on repositories this user maintains now.
+    pub maintained_by: Option<i64>,
+    /// Target user (GitLab's `entity_type=User&entity_id=`).
+    pub user_id: Option<i64>,
+    /// Inclusive bounds on `created_at`, in milliseconds.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Oldest first (a log), rather than newest first (GitLab's lists).
+    pub oldest_first: bool,
+}

@@ -164,6 +164,16 @@ impl Gateway {
         Gateway::launch(settings, dir, self.schema.take())
     }
 
+    /// `restart`, with settings `tweak` may change (a retention period, say).
+    pub fn restart_with(mut self, tweak: impl FnOnce(&mut Settings)) -> Gateway {
+        self.shutdown();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        let mut settings = test_settings(self.db.clone());
+        settings.internal_secret_file = Some(dir.path().join("internal.secret"));
+        tweak(&mut settings);
+        Gateway::launch(settings, dir, self.schema.take())
+    }
+
     fn shutdown(&mut self) {
         if let Some(thread) = self.thread.take() {
             actix_web::rt::System::new().block_on(self.handle.stop(true));

@@ -35,6 +35,8 @@ pub(super) struct Call {
     pub(super) repository: Option<RepoRef>,
     /// Counts failed logins and spends the user's budget (`http::rate`).
     pub(super) caller: std::sync::Arc<rate::Caller>,
+    /// For the audit trail; only a request that may change something has one.
+    pub(super) origin: Option<std::sync::Arc<crate::core::Origin>>,
 }
 
 impl Call {
@@ -68,6 +70,8 @@ impl Call {
             request_id: http::request_id(req),
             repository: repository(req).ok(),
             caller: rate::Caller::of(req),
+            origin: (req.method() != actix_web::http::Method::GET)
+                .then(|| http::origin(req, "codearts")),
         })
     }
 
@@ -93,6 +97,7 @@ impl Call {
         let query = self.query.clone();
         let work = move || {
             let result = self.authenticate(&core).and_then(|(who, single_use)| {
+                let who = who.from_origin(self.origin.clone());
                 let args = match (args, &self.repository) {
                     (Ok(args), _) => args,
                     (Err(bad), Some(repo)) => {

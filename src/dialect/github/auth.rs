@@ -66,11 +66,14 @@ where
     let token = token(req);
     let core = state.core.clone();
     let caller = rate::Caller::of(req);
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+    let origin = (!reads).then(|| http::origin(req, "github"));
     let work = move || {
         // A header that carries no usable token is a failed login, as GitHub treats it.
         let who = token
             .ok_or(Error::Unauthorized)
-            .and_then(|t| core.authenticate_token(&t));
+            .and_then(|t| core.authenticate_token(&t))
+            .map(|who| who.from_origin(origin));
         let who = match who {
             Err(Error::Unauthorized) => {
                 caller.failed();
@@ -91,7 +94,7 @@ where
         };
         Ok(who.and_then(|who| op(&core, &who)))
     };
-    let outcome = if matches!(*req.method(), Method::GET | Method::HEAD) {
+    let outcome = if reads {
         http::reading(&state.core, req.query_string(), work).await
     } else {
         blocking(work).await

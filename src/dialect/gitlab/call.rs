@@ -15,7 +15,14 @@ use crate::http::{self, Pagination, Params, State, base_url, blocking, link_head
 pub(super) const COUNT_LIMIT: u64 = 10_000;
 const DEFAULT_PER_PAGE: u32 = 20;
 /// Query parameters a `Link` URL keeps besides `page` and `per_page`.
-const LINK_PARAMS: [&str; 2] = ["public", "username"];
+const LINK_PARAMS: [&str; 6] = [
+    "public",
+    "username",
+    "created_after",
+    "created_before",
+    "entity_type",
+    "entity_id",
+];
 const MAX_PER_PAGE: u32 = 100;
 
 /// A parsed request: its parameters and the caller's token (not yet checked).
@@ -29,6 +36,8 @@ pub(super) struct Call {
     query: String,
     /// Counts failed logins and spends the user's budget (`http::rate`).
     caller: std::sync::Arc<rate::Caller>,
+    /// For the audit trail; only a request that may change something has one.
+    origin: Option<std::sync::Arc<crate::core::Origin>>,
 }
 
 /// A keyset page as GitLab's `pagination=keyset` asks for it: ids past a cursor, one way.
@@ -65,10 +74,12 @@ impl Call {
             .or_else(|| http::authorization_token(req, &["bearer"]))
             .or_else(|| params.string("private_token").ok().flatten())
             .or_else(|| params.string("access_token").ok().flatten());
+        let write = !matches!(*req.method(), Method::GET | Method::HEAD);
         Ok(Call {
             params,
             token,
-            write: !matches!(*req.method(), Method::GET | Method::HEAD),
+            write,
+            origin: write.then(|| http::origin(req, "gitlab")),
             request_id: http::request_id(req),
             query: req.query_string().to_string(),
             caller: rate::Caller::of(req),
@@ -206,13 +217,14 @@ impl Call {
         let token = self.token.clone();
         let write = self.write;
         let caller = self.caller.clone();
+        let origin = self.origin.clone();
         let work = move || {
             let who = match core.authenticate_token(token.as_deref().ok_or(Error::Unauthorized)?) {
                 Err(Error::Unauthorized) => {
                     caller.failed();
                     return Err(Error::Unauthorized);
                 }
-                other => other?,
+                other => other?.from_origin(origin),
             };
             if let Err(budget) = caller.authenticated(who.user.id) {
                 return Ok(Err(GlError::RateLimited(budget)));

@@ -1,5 +1,6 @@
 //! The GitLab v4 deploy-key API (and the legacy v3 `keys` routes), as python-gitlab and gitbeaker expect it.
 
+mod audit;
 mod call;
 mod error;
 mod keys;
@@ -51,6 +52,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(admin_create)),
             )
             .service(resource("/keys").route(web::get().to(key_by_fingerprint)))
+            .service(resource("/audit_events").route(web::get().to(audit::instance_list)))
+            .service(resource("/audit_events/{event_id}").route(web::get().to(audit::instance_get)))
+            .service(
+                resource("/projects/{id}/audit_events").route(web::get().to(audit::project_list)),
+            )
+            .service(
+                resource("/projects/{id}/audit_events/{event_id}")
+                    .route(web::get().to(audit::project_get)),
+            )
+            .service(resource("/groups/{id}/audit_events").route(web::get().to(audit::group_list)))
+            .service(
+                resource("/groups/{id}/audit_events/{event_id}")
+                    .route(web::get().to(audit::group_get)),
+            )
             .service(resource("/projects/{id}").route(web::get().to(project)))
             .service(resource("/users/{user}/project_deploy_keys").route(web::get().to(user_keys)))
             .service(resource("/user").route(web::get().to(me)))

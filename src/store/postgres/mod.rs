@@ -1,5 +1,6 @@
 //! The PostgreSQL backend: the pool, migrations, SERIALIZABLE transactions with bounded retries, and error mapping.
 
+mod audit;
 mod password;
 mod queries;
 
@@ -14,16 +15,17 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use super::contract::forward_queries;
 use super::copy::{CopyReport, Kind, Snapshot, TABLES, Value};
-use super::{Db, StoreError, redact};
 use super::{
-    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token,
-    User,
+    AuditEvent, AuditFilter, DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey,
+    Repository, Role, Scope, Token, User,
 };
+use super::{Db, StoreError, redact};
 
 /// Versioned per backend: PostgreSQL's version 1 holds what SQLite reached in its version 4.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_list_indexes.sql"),
+    include_str!("migrations/0003_audit_events.sql"),
 ];
 
 /// Connections per gateway. Several gateways share one server, whose `max_connections` (100 by

@@ -1,5 +1,6 @@
 //! The SQLite backend: the connection pool, migrations, transactions and every SQLite statement.
 
+mod audit;
 mod group_commit;
 mod groups;
 mod memo;
@@ -21,11 +22,11 @@ pub use group_commit::{BatchStats, MAX_BATCH_AGE, MAX_BATCH_REQUESTS};
 
 use super::contract::forward_queries;
 use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
-use super::{Db, StoreError};
 use super::{
-    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token,
-    User,
+    AuditEvent, AuditFilter, DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey,
+    Repository, Role, Scope, Token, User,
 };
+use super::{Db, StoreError};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
@@ -34,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_link_updated_at.sql"),
     include_str!("migrations/0005_list_indexes.sql"),
     include_str!("migrations/0006_key_counts.sql"),
+    include_str!("migrations/0007_audit_events.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.
