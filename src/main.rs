@@ -1,5 +1,7 @@
 //! The `keygate` command: serve the gateway, or administer users, tokens and repositories.
 
+mod keyfile;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,6 +59,12 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Add deploy keys in bulk from a file.
+    #[command(subcommand)]
+    Import(keyfile::ImportCmd),
+    /// Write deploy keys out in another program's format.
+    #[command(subcommand)]
+    Export(keyfile::ExportCmd),
 }
 
 #[derive(Subcommand)]
@@ -283,6 +291,17 @@ fn main() -> ExitCode {
         return ssh(cmd);
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = match cli {
+        Cli {
+            db,
+            command: Command::Import(cmd),
+        } => return keyfile::import(&db, cmd),
+        Cli {
+            db,
+            command: Command::Export(cmd),
+        } => return keyfile::export(&db, cmd),
+        cli => cli,
+    };
     match run(cli) {
         Ok(Some(out)) => {
             println!("{out}");
@@ -340,7 +359,11 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
     let store = Store::open(&cli.db).map_err(|e| e.to_string())?;
     let core = Core::new(store, KeyPolicy::default());
     let out = match cli.command {
-        Command::Serve(_) | Command::Ssh(_) | Command::Db(_) => unreachable!("handled above"),
+        Command::Serve(_)
+        | Command::Ssh(_)
+        | Command::Db(_)
+        | Command::Import(_)
+        | Command::Export(_) => unreachable!("handled above"),
         Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),
         Command::User(UserCmd::List) => core.users().map(|users| {
             lines(users.iter().map(|u| {

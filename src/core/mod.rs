@@ -4,6 +4,7 @@ mod access_keys;
 mod admin;
 mod error;
 mod groups;
+mod import;
 pub mod key;
 mod single_use;
 mod ssh;
@@ -13,6 +14,7 @@ pub use crate::store::{
     DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, Repository, Role, Scope, Token, User,
 };
 pub use error::{Conflict, Denied, Error, Field, Missing, Problem};
+pub use import::{Candidate, IMPORT_CHUNK, Imported, KeyFile, Refusal};
 pub use key::{KeyError, KeyPolicy, PublicKey};
 pub use single_use::SingleUse;
 pub use ssh::{GitAccess, SshDenial, SshGrant};
