@@ -603,6 +603,49 @@ conformance!(
 );
 
 conformance!(
+    login_keys_are_linked_keys_in_id_order_a_page_at_a_time,
+    |store| {
+        let (_, r1) = repo(&store, "acme", "one");
+        let (_, r2) = repo(&store, "acme", "two");
+        let ids: Vec<i64> = (0..5)
+            .map(|i| {
+                w(&store, |db| {
+                    db.insert_key(&key(&format!("SHA256:login{i}"), "m", false, None))
+                })
+            })
+            .collect();
+        // Key 0 on both, 1 on r1, 2 on r2, 3 on r2, 4 on none.
+        w(&store, |db| {
+            db.insert_link(r2, ids[0], false, None)?;
+            db.insert_link(r1, ids[0], false, None)?;
+            db.insert_link(r2, ids[3], false, None)?;
+            db.insert_link(r1, ids[1], true, None)?;
+            db.insert_link(r2, ids[2], false, None)
+        });
+        let page = |repo: Option<i64>, after: i64, limit: u32| -> Vec<i64> {
+            r(&store, |db| db.login_keys(repo, after, limit))
+                .iter()
+                .map(|k| k.id)
+                .collect()
+        };
+        assert_eq!(
+            page(None, 0, 10),
+            ids[..4],
+            "once each, unlinked ones left out"
+        );
+        assert_eq!(page(None, 0, 2), ids[..2]);
+        assert_eq!(page(None, ids[1], 2), ids[2..4]);
+        assert_eq!(
+            page(Some(r2), 0, 10),
+            vec![ids[0], ids[2], ids[3]],
+            "in id order"
+        );
+        assert_eq!(page(Some(r2), ids[0], 1), vec![ids[2]]);
+        assert_eq!(page(Some(r1), ids[1], 10), Vec::<i64>::new());
+    }
+);
+
+conformance!(
     transactions_are_all_or_nothing_and_savepoints_keep_what_came_before,
     |store| {
         let failed: Result<(), StoreError> = store.write(|db| {

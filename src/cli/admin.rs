@@ -108,6 +108,8 @@ pub fn run(db: &Path, command: Command) -> Result<Option<String>, String> {
         | Command::Ssh(_)
         | Command::Db(_)
         | Command::Audit(_)
+        | Command::Import(_)
+        | Command::Export(_)
         | Command::Completions { .. }
         | Command::Man { .. } => unreachable!("not an admin command"),
         Command::User(UserCmd::Add { name, admin }) => core.add_user(&name, admin).map(|_| None),

@@ -5,6 +5,7 @@ mod audit;
 mod completions;
 pub mod config_file;
 mod db;
+mod keyfile;
 pub mod logging;
 mod man;
 mod serve;
@@ -87,6 +88,12 @@ pub enum Command {
     /// Read the audit trail (every change, oldest first).
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Add deploy keys in bulk from a file.
+    #[command(subcommand)]
+    Import(keyfile::ImportCmd),
+    /// Write deploy keys out in another program's format.
+    #[command(subcommand)]
+    Export(keyfile::ExportCmd),
     /// Print a completion script for SHELL on stdout (e.g. `keygate completions bash >
     /// /etc/bash_completion.d/keygate`).
     Completions { shell: clap_complete::Shell },
@@ -114,6 +121,11 @@ pub fn main() -> ExitCode {
         return ssh::run(cmd);
     }
     logging::init(cli.log_format);
+    match cli.command {
+        Command::Import(cmd) => return keyfile::import(&cli.db, cmd),
+        Command::Export(cmd) => return keyfile::export(&cli.db, cmd),
+        _ => {}
+    }
     match run(cli) {
         Ok(Some(out)) => {
             println!("{out}");
@@ -136,6 +148,7 @@ fn run(cli: Cli) -> Result<Option<String>, String> {
         Command::Audit(cmd) => audit::run(&cli.db, cmd),
         Command::Completions { shell } => completions::run(shell),
         Command::Man { out } => man::run(out.as_deref()),
+        Command::Import(_) | Command::Export(_) => unreachable!("main runs them"),
         Command::Ssh(_) => unreachable!("main runs the SSH side without a log or a database"),
         command => admin::run(&cli.db, command),
     }

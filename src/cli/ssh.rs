@@ -15,17 +15,17 @@ pub struct DoorArgs {
         env = "KEYGATE_GATEWAY_URL",
         default_value = "http://127.0.0.1:8080"
     )]
-    gateway: String,
+    pub(super) gateway: String,
     /// The internal secret the gateway wrote (a copy readable by the SSH user).
     #[arg(
         long,
         env = "KEYGATE_INTERNAL_SECRET_FILE",
         default_value = "/etc/keygate/internal.secret"
     )]
-    secret_file: PathBuf,
+    pub(super) secret_file: PathBuf,
     /// Where the bare repositories live on this host.
     #[arg(long, env = "KEYGATE_GIT_ROOT", default_value = "/srv/git")]
-    git_root: PathBuf,
+    pub(super) git_root: PathBuf,
 }
 
 #[derive(Subcommand)]

@@ -146,6 +146,11 @@ impl PublicKey {
         format!("{} {}", self.kind, self.blob_b64)
     }
 
+    /// The first word of the key's comment, if it had one safe to show.
+    pub fn comment(&self) -> Option<&str> {
+        self.comment.as_deref()
+    }
+
     /// `aa:bb:…`, as `ssh-keygen -l -E md5` prints it without its `MD5:` prefix.
     pub fn md5(&self) -> &str {
         &self.md5
@@ -172,6 +177,37 @@ fn skip_options(line: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// The names of an `authorized_keys` line's options (`no-pty`, `command`, …), lower-cased as
+/// sshd matches them; none when the line starts with its key type.
+pub fn option_names(line: &str) -> Vec<String> {
+    let text = line.trim();
+    let first = text.split_whitespace().next().unwrap_or_default();
+    if type_word(first).is_some() {
+        return Vec::new();
+    }
+    let Some(rest) = skip_options(text) else {
+        return Vec::new();
+    };
+    let field = &text[..text.len() - rest.len()];
+    let mut names = Vec::new();
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    for (at, c) in field.char_indices().chain([(field.len(), ',')]) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                let option = field[start..at].trim();
+                let name = option.split('=').next().unwrap_or_default();
+                names.push(name.to_ascii_lowercase());
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 /// The canonical spelling of a supported (or at least recognised) key type word.

@@ -5,6 +5,7 @@ mod admin;
 pub mod audit;
 mod error;
 mod groups;
+mod import;
 mod inventory;
 pub mod key;
 mod single_use;
@@ -17,6 +18,7 @@ pub use crate::store::{
 };
 pub use audit::{AuditScope, Origin};
 pub use error::{Conflict, Denied, Error, Field, Missing, Problem};
+pub use import::{Candidate, IMPORT_CHUNK, Imported, KeyFile, Refusal};
 pub use inventory::Inventory;
 pub use key::{KeyError, KeyPolicy, PublicKey};
 pub use single_use::SingleUse;

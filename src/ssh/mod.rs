@@ -11,6 +11,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::auth::internal::InternalSecret;
+use crate::core::PublicKey;
 use gateway::{Gateway, Verdict};
 
 /// Where the SSH side finds the gateway, the secret and the repositories.
@@ -34,7 +35,7 @@ impl Door {
 
     /// This program and the options stage 2 needs, made absolute: sshd runs the forced command
     /// in the git user's home directory.
-    fn forced_command(&self) -> Result<Vec<String>, String> {
+    pub fn forced_command(&self) -> Result<Vec<String>, String> {
         let absolute = |p: &Path| {
             std::path::absolute(p)
                 .map_err(|e| format!("{}: {e}", p.display()))
@@ -85,13 +86,17 @@ pub fn authorized_keys(
     else {
         return Ok(None);
     };
-    keyline::line(&program, key_id, &key)
-        .map(Some)
-        .ok_or_else(|| {
-            "the gateway URL, --secret-file or --git-root holds a quote, a backslash or a control \
+    key_line(&program, key_id, &key).map(Some)
+}
+
+/// The `authorized_keys` line of deploy key `key_id` for the forced command `program`
+/// (`Door::forced_command`): what stage 1 prints and `keygate export authorized-keys` writes.
+pub fn key_line(program: &[String], key_id: i64, key: &PublicKey) -> Result<String, String> {
+    keyline::line(program, key_id, key).ok_or_else(|| {
+        "the gateway URL, --secret-file or --git-root holds a quote, a backslash or a control \
          character, which cannot go into a forced command"
-                .to_string()
-        })
+            .to_string()
+    })
 }
 
 /// A repository's bare directory: by id, so a rename or another spelling of the path finds

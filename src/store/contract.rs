@@ -161,6 +161,9 @@ pub trait Queries {
     /// The key with this SHA256 fingerprint, if it is attached to at least one repository: one
     /// lookup on the fingerprint's unique index and one probe of the links' index on `key_id`.
     fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>>;
+    /// Up to `limit` keys attached to at least one repository (to `repo_id`, when given) with ids
+    /// above `after`, in id order: a keyset page of the keys that may log in at all.
+    fn login_keys(&self, repo_id: Option<i64>, after: i64, limit: u32) -> Result<Vec<DeployKey>>;
     /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
     fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool>;
 
@@ -404,6 +407,9 @@ macro_rules! forward_queries {
             }
             fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
                 $ty::linked_key_by_sha256(self, fingerprint)
+            }
+            fn login_keys(&self, repo_id: Option<i64>, after: i64, limit: u32) -> Result<Vec<DeployKey>> {
+                $ty::login_keys(self, repo_id, after, limit)
             }
             fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
                 $ty::touch_key_used(self, key_id, now, fresh_after)

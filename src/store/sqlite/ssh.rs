@@ -22,6 +22,37 @@ impl SqliteDb<'_> {
             .optional()?)
     }
 
+    pub(super) fn login_keys(
+        &self,
+        repo_id: Option<i64>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<DeployKey>> {
+        let cols = super::queries::KEY_COLS;
+        let key = |r: &rusqlite::Row| super::queries::key_at(r, 0);
+        let rows = match repo_id {
+            // The links' UNIQUE (repo_id, key_id) index holds a repository's keys in id order.
+            Some(repo_id) => self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {cols} FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
+                     WHERE l.repo_id = ?1 AND l.key_id > ?2 ORDER BY l.key_id LIMIT ?3"
+                ))?
+                .query_map(rusqlite::params![repo_id, after, limit], key)?
+                .collect::<rusqlite::Result<_>>()?,
+            None => self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {cols} FROM deploy_keys k WHERE k.id > ?1 \
+                     AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id) \
+                     ORDER BY k.id LIMIT ?2"
+                ))?
+                .query_map(rusqlite::params![after, limit], key)?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        Ok(rows)
+    }
+
     /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
     pub(super) fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
         Ok(self
