@@ -45,13 +45,7 @@ pub struct Settings {
     pub rate: crate::http::rate::RateSettings,
 }
 
-/// PEM files of the server's certificate chain (leaf first) and its private key, read at start
-/// and again on each SIGHUP.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+pub use crate::http::tls::TlsFiles;
 
 impl Settings {
     /// The defaults `keygate serve` uses, on database `db`; fields added later get defaults here,

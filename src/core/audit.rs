@@ -212,8 +212,7 @@ fn scoped(db: &Db, who: &Principal, scope: &AuditScope, filter: &mut AuditFilter
             Ok(())
         }
         AuditScope::Group(id) => {
-            let (namespace, viewer) =
-                super::groups::managed_namespace(db, who, db.namespace_by_id(*id)?)?;
+            let (namespace, viewer) = super::managed_namespace(db, who, db.namespace_by_id(*id)?)?;
             filter.under = Some(namespace.full_path);
             filter.maintained_by = viewer;
             Ok(())

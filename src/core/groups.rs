@@ -86,7 +86,7 @@ impl Core {
     pub fn group_has_key(&self, who: &Principal, group_id: i64, key_text: &str) -> Result<bool> {
         self.store.read(|db| {
             let namespace = db.namespace_by_id(group_id)?;
-            let (namespace, viewer) = managed_namespace(db, who, namespace)?;
+            let (namespace, viewer) = super::managed_namespace(db, who, namespace)?;
             let parsed = PublicKey::parse(key_text, &self.policy)?;
             Ok(match db.key_by_sha256(parsed.sha256())? {
                 Some(key) => db.namespace_has_key(namespace.id, viewer, key.id)?,
@@ -244,35 +244,13 @@ impl Core {
     }
 }
 
-/// The namespace and whose maintained repositories count in it (`None`: an admin, all of them).
-/// A namespace the caller has no role in is not found; one where they only report is forbidden,
-/// the same answers a single repository gives.
-pub(super) fn managed_namespace(
-    db: &Db,
-    who: &Principal,
-    namespace: Option<Namespace>,
-) -> Result<(Namespace, Option<i64>)> {
-    let namespace = namespace.ok_or(Error::NotFound(Missing::Namespace))?;
-    if who.user.admin {
-        return Ok((namespace, None));
-    }
-    let (member, maintainer) = db.namespace_roles(namespace.id, who.user.id)?;
-    if !member {
-        return Err(Error::NotFound(Missing::Namespace));
-    }
-    if !maintainer {
-        return Err(Error::Forbidden(Denied::NotMaintainer));
-    }
-    Ok((namespace, Some(who.user.id)))
-}
-
 fn namespace_keys(
     db: &Db,
     who: &Principal,
     namespace: Option<Namespace>,
     window: Window,
 ) -> Result<Paged<DeployKey>> {
-    let (namespace, viewer) = managed_namespace(db, who, namespace)?;
+    let (namespace, viewer) = super::managed_namespace(db, who, namespace)?;
     let (ids, total) = db.namespace_key_ids(namespace.id, viewer, window.offset, window.limit)?;
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {

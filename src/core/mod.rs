@@ -692,6 +692,28 @@ fn find_user(db: &Db, target: &UserRef) -> Result<User> {
     .ok_or(Error::NotFound(Missing::User))
 }
 
+/// The namespace and whose maintained repositories count in it (`None`: an admin, all of them).
+/// A namespace the caller has no role in is not found; one where they only report is forbidden,
+/// the same answers a single repository gives.
+pub(super) fn managed_namespace(
+    db: &Db,
+    who: &Principal,
+    namespace: Option<Namespace>,
+) -> Result<(Namespace, Option<i64>)> {
+    let namespace = namespace.ok_or(Error::NotFound(Missing::Namespace))?;
+    if who.user.admin {
+        return Ok((namespace, None));
+    }
+    let (member, maintainer) = db.namespace_roles(namespace.id, who.user.id)?;
+    if !member {
+        return Err(Error::NotFound(Missing::Namespace));
+    }
+    if !maintainer {
+        return Err(Error::Forbidden(Denied::NotMaintainer));
+    }
+    Ok((namespace, Some(who.user.id)))
+}
+
 /// The repository, if the caller may manage its deploy keys.
 fn managed_repo(db: &Db, who: &Principal, repo: &RepoRef) -> Result<Repository> {
     let (repo, role) = visible_repo(db, who, repo)?;

@@ -12,7 +12,13 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsFiles;
+/// PEM files of the server's certificate chain (leaf first) and its private key, read at start
+/// and again on each SIGHUP.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
 
 /// The certificate every new handshake gets. A reload swaps the `Arc`; connections already
 /// established keep the session they negotiated and never look here again.
