@@ -124,7 +124,7 @@ impl Core {
         let mut done = 0;
         for chunk in keys.chunks(IMPORT_CHUNK) {
             // Counted inside the closure: on PostgreSQL it may run again after a retry.
-            let counts = self.store.write(|db| {
+            let counts = self.store.write_alone(|db| {
                 if db.repo_by_id(repo_id)?.is_none() {
                     return Err(Error::NotFound(Missing::Repository));
                 }

@@ -234,6 +234,20 @@ impl Store {
             Backend::Postgres(p) => p.write(f),
         }
     }
+
+    /// As `write`, for a write of many rows (an import chunk): on SQLite it runs in a transaction
+    /// of its own instead of a savepoint of the writer's batch, which keeps SQLite's statement
+    /// journals small; PostgreSQL has no batch, so there it is `write`.
+    pub fn write_alone<T, E>(&self, f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.count_transaction("write");
+        match &self.backend {
+            Backend::Sqlite(s) => s.write_alone(f),
+            Backend::Postgres(p) => p.write(f),
+        }
+    }
 }
 
 impl<'a> dyn Queries + 'a {

@@ -79,6 +79,16 @@ struct Open {
     began: Instant,
 }
 
+impl Open {
+    fn now() -> Open {
+        Open {
+            batch: Arc::default(),
+            members: 0,
+            began: Instant::now(),
+        }
+    }
+}
+
 /// Where a batch's members, once their requests have run, wait for its fate.
 #[derive(Default)]
 struct Batch {
@@ -211,36 +221,7 @@ impl Writer {
     where
         E: From<StoreError>,
     {
-        if WRITING.get() == self as *const Writer as usize {
-            // A write from inside a write of the same store would wait for itself for ever (the
-            // mutex is not reentrant); before group commit it waited 5 s for its own lock.
-            log::error!("a store write was started inside another write on the same thread");
-            return Err(StoreError::Busy.into());
-        }
-        let arrived = Instant::now();
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let mut held = self.lock();
-        // Decremented only once the lock is ours: see `queued`.
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        if held.state.open.is_none() {
-            if held.state.busy_at.is_some_and(|at| at > arrived) {
-                // It waited behind a BEGIN that waited out busy_timeout: answer busy now, rather
-                // than every queued request waiting out its own 5 s one after another.
-                return Err(StoreError::Busy.into());
-            }
-            if let Err(err) = self.begin(&held.state.conn) {
-                let err = StoreError::from(err);
-                if matches!(err, StoreError::Busy) {
-                    held.state.busy_at = Some(Instant::now());
-                }
-                return Err(err.into());
-            }
-            held.state.open = Some(Open {
-                batch: Arc::default(),
-                members: 0,
-                began: Instant::now(),
-            });
-        }
+        let mut held = self.enter().map_err(E::from)?;
         WRITING.set(self as *const Writer as usize);
         let (ran, control) = run_member(&held.state.conn, f);
         WRITING.set(0);
@@ -278,6 +259,106 @@ impl Writer {
             (Some(Ok(answer)), Outcome::Committed) => answer,
             (_, Outcome::Failed(failure)) => Err(failure.to_store().into()),
             (None, Outcome::Committed) => unreachable!("a member that did not run has an error"),
+        }
+    }
+
+    /// Runs `f` in a transaction of its own, once the batch open before it has committed: for
+    /// large writes (an import chunk). Inside a batch `f` would run in `SAVEPOINT request`, and
+    /// SQLite empties its sub-journal only when no savepoint is open: every page each statement
+    /// of `f` touched would stay in it (13 per imported key), spilled to a temporary file past
+    /// 64 KiB, one `pwrite` per page. With no savepoint open, each statement's journal is
+    /// emptied as the statement ends.
+    pub fn run_alone<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut held = self.enter().map_err(E::from)?;
+        if held
+            .state
+            .open
+            .as_ref()
+            .is_some_and(|open| open.members > 0)
+        {
+            // Its members are waiting for this COMMIT; they are answered by it.
+            self.commit(&mut held.state);
+            self.begin(&held.state.conn)
+                .map_err(|err| E::from(err.into()))?;
+            held.state.open = Some(Open::now());
+        }
+        WRITING.set(self as *const Writer as usize);
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| f(&held.state.conn)));
+        WRITING.set(0);
+        let state = &mut held.state;
+        match ran {
+            Ok(Ok(answer)) if !state.conn.is_autocommit() => {
+                state.open.as_mut().expect("a batch is open").members = 1;
+                match self.commit(state) {
+                    Outcome::Committed => Ok(answer),
+                    Outcome::Failed(failure) => Err(failure.to_store().into()),
+                }
+            }
+            Ok(Ok(_)) => {
+                // A statement error ended the transaction, yet `f` went on as if it had not.
+                self.fail(
+                    state,
+                    Failure::other("an error rolled back the transaction"),
+                );
+                Err(Failure::other("an error rolled back the transaction")
+                    .to_store()
+                    .into())
+            }
+            Ok(Err(err)) => {
+                self.roll_back_alone(state);
+                Err(err)
+            }
+            Err(panic) => {
+                self.roll_back_alone(state);
+                drop(held);
+                panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Takes the writer for a request on this thread, with a transaction open (the batch's, or
+    /// a new one).
+    fn enter(&self) -> std::result::Result<Held<'_>, StoreError> {
+        if WRITING.get() == self as *const Writer as usize {
+            // A write from inside a write of the same store would wait for itself for ever (the
+            // mutex is not reentrant); before group commit it waited 5 s for its own lock.
+            log::error!("a store write was started inside another write on the same thread");
+            return Err(StoreError::Busy);
+        }
+        let arrived = Instant::now();
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut held = self.lock();
+        // Decremented only once the lock is ours: see `queued`.
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        if held.state.open.is_none() {
+            if held.state.busy_at.is_some_and(|at| at > arrived) {
+                // It waited behind a BEGIN that waited out busy_timeout: answer busy now, rather
+                // than every queued request waiting out its own 5 s one after another.
+                return Err(StoreError::Busy);
+            }
+            if let Err(err) = self.begin(&held.state.conn) {
+                let err = StoreError::from(err);
+                if matches!(err, StoreError::Busy) {
+                    held.state.busy_at = Some(Instant::now());
+                }
+                return Err(err);
+            }
+            held.state.open = Some(Open::now());
+        }
+        Ok(held)
+    }
+
+    /// Ends a transaction of `run_alone` that is not to be kept: nobody else is in it.
+    fn roll_back_alone(&self, state: &mut State) {
+        state.open = None;
+        if !state.conn.is_autocommit() {
+            let _ = state.conn.execute_batch("ROLLBACK");
         }
     }
 
@@ -508,6 +589,62 @@ mod tests {
         );
         assert_eq!(rows(&reader), ["lead", "ok1", "ok2", "taken"]);
         assert_eq!(w.stats().batches, 2);
+    }
+
+    #[test]
+    fn a_write_alone_commits_the_open_batch_first_then_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, reader) = writer(&dir);
+        let inside = &Barrier::new(2);
+        let w = &w;
+        std::thread::scope(|s| {
+            let leader = s.spawn(move || {
+                w.run(move |conn| {
+                    inside.wait();
+                    while w.queued.load(Ordering::SeqCst) < 1 {
+                        std::thread::yield_now();
+                    }
+                    insert(conn, "batched")
+                })
+            });
+            inside.wait();
+            let alone = s.spawn(move || {
+                w.run_alone(|conn| {
+                    // No savepoint is open around it: that is the point of running alone.
+                    let released = conn.execute_batch("RELEASE request");
+                    assert!(released.is_err(), "a write alone runs in no savepoint");
+                    insert(conn, "alone")
+                })
+            });
+            leader.join().unwrap().unwrap();
+            alone.join().unwrap().unwrap();
+        });
+        assert_eq!(rows(&reader), ["alone", "batched"]);
+        let stats = w.stats();
+        assert_eq!((stats.batches, stats.requests), (2, 2), "{stats:?}");
+    }
+
+    #[test]
+    fn a_refused_write_alone_keeps_nothing_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, reader) = writer(&dir);
+        w.run(|c| insert(c, "taken")).unwrap();
+        let refused = w.run_alone(|c| {
+            insert(c, "half")?;
+            insert(c, "taken")
+        });
+        assert!(matches!(refused, Err(StoreError::Unique(_))), "{refused:?}");
+        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            w.run_alone(|c| -> Result<(), StoreError> {
+                insert(c, "panicked").unwrap();
+                panic!("a bug in an import");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(rows(&reader), ["taken"]);
+        w.run(|c| insert(c, "later")).unwrap();
+        w.run_alone(|c| insert(c, "alone")).unwrap();
+        assert_eq!(rows(&reader), ["alone", "later", "taken"]);
     }
 
     #[test]

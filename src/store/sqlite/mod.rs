@@ -215,6 +215,22 @@ impl SqliteStore {
         out
     }
 
+    /// As `write`, but in a transaction of its own rather than a savepoint of a batch: for
+    /// writes of many rows (`Writer::run_alone` says why).
+    pub fn write_alone<T, E>(
+        &self,
+        f: impl FnOnce(&Db) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let out = self
+            .writer
+            .run_alone(|conn| f(&SqliteDb { conn, memo: None }));
+        self.sessions.refresh();
+        out
+    }
+
     /// How many batches and requests the writer has committed (for metrics: batch sizes).
     pub fn batch_stats(&self) -> BatchStats {
         self.writer.stats()
