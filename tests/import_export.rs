@@ -278,6 +278,79 @@ fn a_second_run_changes_nothing_and_can_push_is_set_on_new_links_only() {
     assert_eq!(text(&missing.stdout), "");
 }
 
+/// The import's audit records, oldest first, as `keygate audit list --json` prints them.
+fn key_events(gw: &Gateway) -> Vec<Value> {
+    gw.cli(&["audit", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line"))
+        .filter(|e| e["action"].as_str().unwrap().starts_with("deploy_key."))
+        .collect()
+}
+
+#[test]
+fn an_import_records_each_key_it_creates_or_joins_and_a_rerun_records_nothing() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = KeyFile::default();
+    let ed = file.add(&fixture("ed25519.pub"));
+    let rsa = file.add(&fixture("rsa-2048.pub"));
+    // Listed twice: one key, one record, and the second line is "already present".
+    file.add(&fixture("ed25519.pub"));
+    let path = file.write(dir.path());
+
+    let first = import(&gw, &path, &["--repo", "acme/widgets", "--can-push"]);
+    assert_eq!(
+        text(&first.stdout),
+        "imported 2, already present 1, refused 0\n"
+    );
+    let keys = gitlab_keys(&gw, &seed.root, seed.widgets);
+    let id_of = |fingerprint: &str| {
+        keys.iter()
+            .find(|k| k["fingerprint_sha256"] == fingerprint)
+            .map(|k| k["id"].clone())
+            .unwrap()
+    };
+    let created = key_events(&gw);
+    assert_eq!(created.len(), 2, "{created:#?}");
+    for (event, name, line) in [
+        (&created[0], "ed25519.pub", ed),
+        (&created[1], "rsa-2048.pub", rsa),
+    ] {
+        let fingerprint = sha256_of(name);
+        assert_eq!(event["action"], "deploy_key.create");
+        assert_eq!(event["actor"]["kind"], "cli");
+        assert_eq!(event["dialect"], "cli");
+        assert_eq!(event["repo_path"], "acme/widgets");
+        assert_eq!(event["repo_id"], seed.widgets);
+        assert_eq!(event["fingerprint"], fingerprint.as_str());
+        assert_eq!(event["key_id"], id_of(&fingerprint));
+        assert_eq!(event["details"]["after"]["can_push"], true);
+        assert_eq!(event["details"]["import_line"], line);
+        assert!(!event.to_string().contains("AAAA"), "no key material");
+    }
+
+    import(&gw, &path, &["--repo", "acme/widgets"]);
+    assert_eq!(
+        key_events(&gw).len(),
+        2,
+        "nothing changed, nothing recorded"
+    );
+
+    // The same keys on another repository join them there: one record each, read-only.
+    import(&gw, &path, &["--repo", "acme/tools/cli"]);
+    let all = key_events(&gw);
+    let joined: Vec<&Value> = all[2..].iter().collect();
+    assert_eq!(joined.len(), 2, "{all:#?}");
+    for event in &joined {
+        assert_eq!(event["action"], "deploy_key.join");
+        assert_eq!(event["repo_path"], "acme/tools/cli");
+        assert_eq!(event["details"]["after"]["can_push"], false);
+    }
+    assert_eq!(joined[0]["key_id"], created[0]["key_id"]);
+    assert_eq!(joined[1]["key_id"], created[1]["key_id"]);
+}
+
 #[test]
 fn the_progress_bar_shows_on_a_terminal_only() {
     let gw = Gateway::start();

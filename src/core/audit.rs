@@ -74,6 +74,12 @@ pub fn os_user() -> &'static str {
 
 /// Writes one record of `change` inside the caller's write transaction.
 pub(super) fn record(db: &Db, actor: Actor<'_>, change: Change<'_>) -> Result<()> {
+    db.insert_audit_event(&event(actor, change))?;
+    Ok(())
+}
+
+/// The record of `change` by `actor`, for `record` or for writing many at once.
+pub(super) fn event(actor: Actor<'_>, change: Change<'_>) -> AuditEvent {
     let mut event = AuditEvent {
         created_at: now_ms(),
         action: change.action.to_string(),
@@ -113,8 +119,7 @@ pub(super) fn record(db: &Db, actor: Actor<'_>, change: Change<'_>) -> Result<()
             event.actor_name = "keygate".into();
         }
     }
-    db.insert_audit_event(&event)?;
-    Ok(())
+    event
 }
 
 /// Whose audit events a list reads.

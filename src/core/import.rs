@@ -1,9 +1,16 @@
 //! Many deploy keys at once: an `authorized_keys` file read into keys and refusals, imported into
 //! one repository in a few large transactions, and the keys that may log in, for an export.
 
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::audit::{Actor, Change, event};
 use super::key::option_names;
-use super::{Core, DeployKey, Error, KeyError, Missing, PublicKey, Result, check_title};
-use crate::store::{Db, NewKey, now_ms};
+use super::{
+    Core, DeployKey, Error, KeyError, Missing, PublicKey, Repository, Result, check_title,
+};
+use crate::store::{AuditEvent, Db, NewKey, now_ms};
 
 /// Keys written per transaction: one commit (one fsync) per chunk instead of per key, and a
 /// chunk small enough that a PostgreSQL retry or the SQLite writer's other callers wait little.
@@ -125,14 +132,10 @@ impl Core {
         for chunk in keys.chunks(IMPORT_CHUNK) {
             // Counted inside the closure: on PostgreSQL it may run again after a retry.
             let counts = self.store.write_alone(|db| {
-                if db.repo_by_id(repo_id)?.is_none() {
-                    return Err(Error::NotFound(Missing::Repository));
-                }
-                let mut counts = Imported::default();
-                for candidate in chunk {
-                    import_one(db, repo_id, candidate, can_push, &mut counts)?;
-                }
-                Ok(counts)
+                let repo = db
+                    .repo_by_id(repo_id)?
+                    .ok_or(Error::NotFound(Missing::Repository))?;
+                import_chunk(db, &repo, chunk, can_push)
             })?;
             total.created += counts.created;
             total.joined += counts.joined;
@@ -180,39 +183,125 @@ impl Core {
     }
 }
 
-fn import_one(
+/// One chunk in one transaction: a few queries for the whole chunk (one round trip each on
+/// PostgreSQL), not a few per key. The admin CLI is the actor of every record.
+fn import_chunk(
     db: &Db,
-    repo_id: i64,
-    candidate: &Candidate,
+    repo: &Repository,
+    chunk: &[Candidate],
     can_push: bool,
-    counts: &mut Imported,
-) -> Result<()> {
-    let key = &candidate.key;
-    match db.key_by_sha256(key.sha256())? {
-        Some(existing) if db.linked_key(repo_id, existing.id)?.is_some() => counts.present += 1,
-        Some(existing) => {
-            db.insert_link(repo_id, existing.id, can_push, None)?;
-            counts.joined += 1;
-        }
-        None => {
-            let title = title_of(candidate);
-            let text = key.text();
-            let id = db.insert_key(&NewKey {
-                fingerprint_sha256: key.sha256(),
-                fingerprint_md5: key.md5(),
-                key_text: &text,
-                kind: key.kind(),
-                bits: key.bits(),
-                title: &title,
-                public: false,
-                owner_id: None,
-                expires_at: None,
-            })?;
-            db.insert_link(repo_id, id, can_push, None)?;
-            counts.created += 1;
+) -> Result<Imported> {
+    let mut counts = Imported::default();
+    // A key listed twice is imported once; its later lines find it present.
+    let mut seen = HashSet::with_capacity(chunk.len());
+    let firsts: Vec<&Candidate> = chunk
+        .iter()
+        .filter(|c| seen.insert(c.key.sha256()))
+        .collect();
+    counts.present += chunk.len() - firsts.len();
+    let fingerprints: Vec<&str> = firsts.iter().map(|c| c.key.sha256()).collect();
+    let existing = by_fingerprint(db.keys_by_sha256_many(&fingerprints)?);
+    let existing_ids: Vec<i64> = existing.values().map(|k| k.id).collect();
+    let linked: HashSet<i64> = db
+        .linked_key_ids(repo.id, &existing_ids)?
+        .into_iter()
+        .collect();
+    let (mut joining, mut fresh) = (Vec::new(), Vec::new());
+    for candidate in firsts {
+        match existing.get(candidate.key.sha256()) {
+            Some(key) if linked.contains(&key.id) => counts.present += 1,
+            Some(key) => joining.push((candidate, key)),
+            None => fresh.push(candidate),
         }
     }
-    Ok(())
+
+    let titles: Vec<String> = fresh.iter().map(|c| title_of(c)).collect();
+    let texts: Vec<String> = fresh.iter().map(|c| c.key.text()).collect();
+    let new: Vec<NewKey> = fresh
+        .iter()
+        .zip(titles.iter().zip(&texts))
+        .map(|(c, (title, text))| NewKey {
+            fingerprint_sha256: c.key.sha256(),
+            fingerprint_md5: c.key.md5(),
+            key_text: text,
+            kind: c.key.kind(),
+            bits: c.key.bits(),
+            title,
+            public: false,
+            owner_id: None,
+            expires_at: None,
+        })
+        .collect();
+    db.insert_keys(&new)?;
+    let fresh_fingerprints: Vec<&str> = fresh.iter().map(|c| c.key.sha256()).collect();
+    let created = by_fingerprint(db.keys_by_sha256_many(&fresh_fingerprints)?);
+    if created.len() != fresh.len() {
+        return Err(Error::Internal(
+            "imported keys vanished inside their transaction".into(),
+        ));
+    }
+    let created: Vec<(&Candidate, &DeployKey)> = fresh
+        .iter()
+        .map(|c| (*c, &created[c.key.sha256()]))
+        .collect();
+
+    let ids: Vec<i64> = joining
+        .iter()
+        .chain(&created)
+        .map(|(_, key)| key.id)
+        .collect();
+    db.insert_links(repo.id, &ids, can_push, None)?;
+
+    let mut events: Vec<(usize, AuditEvent)> = Vec::with_capacity(ids.len());
+    for (candidate, key) in &joining {
+        let details = json!({"after": {"can_push": can_push}, "import_line": candidate.line});
+        events.push((
+            candidate.line,
+            import_event("deploy_key.join", repo, key, details),
+        ));
+    }
+    for (candidate, key) in &created {
+        let details = json!({
+            "after": {"title": key.title, "can_push": can_push, "expires_at": key.expires_at},
+            "import_line": candidate.line,
+        });
+        events.push((
+            candidate.line,
+            import_event("deploy_key.create", repo, key, details),
+        ));
+    }
+    // In file order, as the keys were read.
+    events.sort_unstable_by_key(|(line, _)| *line);
+    let events: Vec<AuditEvent> = events.into_iter().map(|(_, e)| e).collect();
+    db.insert_audit_events(&events)?;
+
+    counts.joined += joining.len();
+    counts.created += created.len();
+    Ok(counts)
+}
+
+fn by_fingerprint(keys: Vec<DeployKey>) -> HashMap<String, DeployKey> {
+    keys.into_iter()
+        .map(|k| (k.fingerprint_sha256.clone(), k))
+        .collect()
+}
+
+fn import_event(
+    action: &'static str,
+    repo: &Repository,
+    key: &DeployKey,
+    details: Value,
+) -> AuditEvent {
+    event(
+        Actor::Cli,
+        Change {
+            action,
+            repo: Some(repo),
+            key: Some(key),
+            details,
+            ..Change::default()
+        },
+    )
 }
 
 /// The key's comment, as `ssh-keygen -C` set it, when it makes a valid title.

@@ -183,6 +183,53 @@ pub trait Queries {
     fn count_audit_events(&self, filter: &AuditFilter, upto: u64) -> Result<u64>;
     /// Deletes the events created before `before`; returns how many.
     fn prune_audit_events(&self, before: i64) -> Result<u64>;
+
+    // ---- many rows at once (an import chunk) ----
+    // Each default is the single-row query in a loop, which costs nothing extra in-process on
+    // SQLite; PostgreSQL overrides them with one statement each, so a chunk of 1000 keys is a
+    // handful of round trips instead of thousands.
+    /// The keys with these SHA256 fingerprints, in no particular order; absent ones are left out.
+    fn keys_by_sha256_many(&self, fingerprints: &[&str]) -> Result<Vec<DeployKey>> {
+        let mut found = Vec::with_capacity(fingerprints.len());
+        for fingerprint in fingerprints {
+            found.extend(self.key_by_sha256(fingerprint)?);
+        }
+        Ok(found)
+    }
+    /// Which of `key_ids` are attached to the repository.
+    fn linked_key_ids(&self, repo_id: i64, key_ids: &[i64]) -> Result<Vec<i64>> {
+        let mut linked = Vec::new();
+        for &key_id in key_ids {
+            if self.linked_key(repo_id, key_id)?.is_some() {
+                linked.push(key_id);
+            }
+        }
+        Ok(linked)
+    }
+    fn insert_keys(&self, new: &[NewKey]) -> Result<()> {
+        for key in new {
+            self.insert_key(key)?;
+        }
+        Ok(())
+    }
+    fn insert_links(
+        &self,
+        repo_id: i64,
+        key_ids: &[i64],
+        can_push: bool,
+        added_by: Option<i64>,
+    ) -> Result<()> {
+        for &key_id in key_ids {
+            self.insert_link(repo_id, key_id, can_push, added_by)?;
+        }
+        Ok(())
+    }
+    fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
+        for event in events {
+            self.insert_audit_event(event)?;
+        }
+        Ok(())
+    }
 }
 
 /// `impl Queries for $ty<'_>` in which every query calls `$ty`'s inherent method of the same name,

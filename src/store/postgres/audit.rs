@@ -155,6 +155,42 @@ impl PgDb<'_> {
             .get(0))
     }
 
+    /// One INSERT of every event, each column sent as one array.
+    pub(super) fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
+        let text = |f: fn(&AuditEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
+        let maybe = |f: fn(&AuditEvent) -> Option<&str>| events.iter().map(f).collect::<Vec<_>>();
+        let id = |f: fn(&AuditEvent) -> Option<i64>| events.iter().map(f).collect::<Vec<_>>();
+        let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
+        self.exec(
+            "INSERT INTO audit_events (created_at, actor_kind, actor_id, actor_name, dialect, method, \
+             route, request_id, client_addr, action, repo_id, repo_path, key_id, fingerprint, \
+             user_id, user_name, details) \
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], \
+             $12::text[], $13::int8[], $14::text[], $15::int8[], $16::text[], $17::text[])",
+            &[
+                &created,
+                &text(|e| &e.actor_kind),
+                &id(|e| e.actor_id),
+                &text(|e| &e.actor_name),
+                &maybe(|e| e.dialect.as_deref()),
+                &maybe(|e| e.method.as_deref()),
+                &maybe(|e| e.route.as_deref()),
+                &maybe(|e| e.request_id.as_deref()),
+                &maybe(|e| e.client_addr.as_deref()),
+                &text(|e| &e.action),
+                &id(|e| e.repo_id),
+                &maybe(|e| e.repo_path.as_deref()),
+                &id(|e| e.key_id),
+                &maybe(|e| e.fingerprint.as_deref()),
+                &id(|e| e.user_id),
+                &maybe(|e| e.user_name.as_deref()),
+                &text(|e| &e.details),
+            ],
+        )?;
+        Ok(())
+    }
+
     pub(super) fn audit_event(&self, id: i64) -> Result<Option<AuditEvent>> {
         Ok(self
             .opt(

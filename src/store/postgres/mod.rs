@@ -508,4 +508,25 @@ forward_queries!(PgDb {
     fn savepoint_rollback(&self) -> Result<()> {
         self.batch("ROLLBACK TO SAVEPOINT change; RELEASE SAVEPOINT change")
     }
+    fn keys_by_sha256_many(&self, fingerprints: &[&str]) -> Result<Vec<DeployKey>> {
+        PgDb::keys_by_sha256_many(self, fingerprints)
+    }
+    fn linked_key_ids(&self, repo_id: i64, key_ids: &[i64]) -> Result<Vec<i64>> {
+        PgDb::linked_key_ids(self, repo_id, key_ids)
+    }
+    fn insert_keys(&self, new: &[NewKey]) -> Result<()> {
+        PgDb::insert_keys(self, new)
+    }
+    fn insert_links(
+        &self,
+        repo_id: i64,
+        key_ids: &[i64],
+        can_push: bool,
+        added_by: Option<i64>,
+    ) -> Result<()> {
+        PgDb::insert_links(self, repo_id, key_ids, can_push, added_by)
+    }
+    fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
+        PgDb::insert_audit_events(self, events)
+    }
 });

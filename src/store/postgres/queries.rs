@@ -395,6 +395,58 @@ impl PgDb<'_> {
             .map(|r| key_at(&r, 0)))
     }
 
+    pub(super) fn keys_by_sha256_many(&self, fingerprints: &[&str]) -> Result<Vec<DeployKey>> {
+        Ok(self
+            .rows(
+                &format!(
+                    "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.fingerprint_sha256 = ANY($1)"
+                ),
+                &[&fingerprints],
+            )?
+            .iter()
+            .map(|r| key_at(r, 0))
+            .collect())
+    }
+
+    pub(super) fn linked_key_ids(&self, repo_id: i64, key_ids: &[i64]) -> Result<Vec<i64>> {
+        Ok(self
+            .rows(
+                "SELECT key_id FROM key_links WHERE repo_id = $1 AND key_id = ANY($2)",
+                &[&repo_id, &key_ids],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// One INSERT of every key, each column sent as one array.
+    pub(super) fn insert_keys<'k>(&self, new: &[NewKey<'k>]) -> Result<()> {
+        let column = |f: fn(&NewKey<'k>) -> &'k str| new.iter().map(f).collect::<Vec<_>>();
+        let bits: Vec<i32> = new.iter().map(|k| k.bits as i32).collect();
+        let public: Vec<bool> = new.iter().map(|k| k.public).collect();
+        let owner: Vec<Option<i64>> = new.iter().map(|k| k.owner_id).collect();
+        let expires: Vec<Option<i64>> = new.iter().map(|k| k.expires_at).collect();
+        self.exec(
+            "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, \
+             title, public, owner_id, expires_at, created_at) \
+             SELECT *, $10 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+             $5::int4[], $6::text[], $7::bool[], $8::int8[], $9::int8[])",
+            &[
+                &column(|k| k.fingerprint_sha256),
+                &column(|k| k.fingerprint_md5),
+                &column(|k| k.key_text),
+                &column(|k| k.kind),
+                &bits,
+                &column(|k| k.title),
+                &public,
+                &owner,
+                &expires,
+                &now_ms(),
+            ],
+        )?;
+        Ok(())
+    }
+
     pub(super) fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .opt(
@@ -456,6 +508,21 @@ impl PgDb<'_> {
             "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
             &[&repo_id, &key_id, &can_push, &added_by, &now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn insert_links(
+        &self,
+        repo_id: i64,
+        key_ids: &[i64],
+        can_push: bool,
+        added_by: Option<i64>,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at, updated_at) \
+             SELECT $1, key_id, $3, $4, $5, $5 FROM unnest($2::int8[]) AS key_id",
+            &[&repo_id, &key_ids, &can_push, &added_by, &now_ms()],
         )?;
         Ok(())
     }
