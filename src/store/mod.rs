@@ -63,6 +63,33 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Registered once: looking a counter up by name and labels costs more than the increment.
+    transactions: Transactions,
+}
+
+/// The `keygate_store_transactions_total` counters of this store's backend.
+#[derive(Clone)]
+struct Transactions {
+    read: ::metrics::Counter,
+    write: ::metrics::Counter,
+}
+
+impl Transactions {
+    /// Through the `metrics` facade (a no-op when no recorder is installed), so the store knows
+    /// nothing of HTTP. Literal labels make static keys.
+    fn of(backend: &Backend) -> Transactions {
+        const NAME: &str = "keygate_store_transactions_total";
+        match backend {
+            Backend::Sqlite(_) => Transactions {
+                read: ::metrics::counter!(NAME, "backend" => "sqlite", "kind" => "read"),
+                write: ::metrics::counter!(NAME, "backend" => "sqlite", "kind" => "write"),
+            },
+            Backend::Postgres(_) => Transactions {
+                read: ::metrics::counter!(NAME, "backend" => "postgres", "kind" => "read"),
+                write: ::metrics::counter!(NAME, "backend" => "postgres", "kind" => "write"),
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -121,7 +148,12 @@ impl Store {
             Some(url) => Backend::Postgres(postgres::PgStore::open(url)?),
             None => Backend::Sqlite(sqlite::SqliteStore::open(db)?),
         };
-        Ok(Store { backend })
+        // After `telemetry::handle()` installed the recorder, when there is one.
+        let transactions = Transactions::of(&backend);
+        Ok(Store {
+            backend,
+            transactions,
+        })
     }
 
     /// Which backend this is: "sqlite" or "postgres".
@@ -171,34 +203,12 @@ impl Store {
         }
     }
 
-    /// Counts a transaction asked of the store for /-/metrics, through the `metrics` facade (a
-    /// no-op when no recorder is installed), so the store knows nothing of HTTP.
-    fn count_transaction(&self, kind: &'static str) {
-        // Literal labels make static keys: no allocation per transaction.
-        const NAME: &str = "keygate_store_transactions_total";
-        let counter = match (&self.backend, kind) {
-            (Backend::Sqlite(_), "read") => {
-                ::metrics::counter!(NAME, "backend" => "sqlite", "kind" => "read")
-            }
-            (Backend::Sqlite(_), _) => {
-                ::metrics::counter!(NAME, "backend" => "sqlite", "kind" => "write")
-            }
-            (Backend::Postgres(_), "read") => {
-                ::metrics::counter!(NAME, "backend" => "postgres", "kind" => "read")
-            }
-            (Backend::Postgres(_), _) => {
-                ::metrics::counter!(NAME, "backend" => "postgres", "kind" => "write")
-            }
-        };
-        counter.increment(1);
-    }
-
     /// Runs `f` in a read transaction, so all its statements see one snapshot.
     pub fn read<T, E>(&self, f: impl FnMut(&Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        self.count_transaction("read");
+        self.transactions.read.increment(1);
         match &self.backend {
             Backend::Sqlite(s) => s.read(f),
             Backend::Postgres(p) => p.read(f),
@@ -228,7 +238,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        self.count_transaction("write");
+        self.transactions.write.increment(1);
         match &self.backend {
             Backend::Sqlite(s) => s.write(f),
             Backend::Postgres(p) => p.write(f),
@@ -242,7 +252,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        self.count_transaction("write");
+        self.transactions.write.increment(1);
         match &self.backend {
             Backend::Sqlite(s) => s.write_alone(f),
             Backend::Postgres(p) => p.write(f),
