@@ -590,3 +590,97 @@ fn gitlab_audit_events_api_with_permissions_dates_and_pages() {
         .send()
         .expect(404);
 }
+
+/// `:id` of the group routes is GitLab's either-or: the numeric id or the URL-encoded full path
+/// (any case), and a group that is not there is GitLab's `404 Group Not Found`.
+#[test]
+fn gitlab_group_audit_events_take_the_url_encoded_path() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let contract = common::Contract::load("gitlab.yaml");
+    let entity_paths = |path: &str| -> Vec<String> {
+        let res = gw.req("GET", path).token(&seed.alice).send().expect(200);
+        contract.check("/groups/{id}/audit_events", "get", 200, &res.json());
+        res.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["details"]["entity_path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sub = entity_paths("/api/v4/groups/acme%2Ftools/audit_events?per_page=100");
+    assert!(sub.contains(&"acme/tools/cli".to_string()), "{sub:?}");
+    assert!(sub.iter().all(|p| p.starts_with("acme/tools/")), "{sub:?}");
+    assert_eq!(
+        entity_paths("/api/v4/groups/ACME%2FTools/audit_events?per_page=100"),
+        sub
+    );
+    let top = entity_paths("/api/v4/groups/acme/audit_events?per_page=100");
+    assert!(top.contains(&"acme/widgets".to_string()), "{top:?}");
+    let acme_id = gw
+        .cli(&["group", "list"])
+        .lines()
+        .find(|l| l.ends_with(" acme"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        entity_paths(&format!(
+            "/api/v4/groups/{acme_id}/audit_events?per_page=100"
+        )),
+        top
+    );
+
+    // One event by path: the subgroup's own, and not one from beside it.
+    let cli_event = events(&gw, &["--repo", "acme/tools/cli"])[0]["id"].clone();
+    let widgets_event = events(&gw, &["--repo", "acme/widgets"])[0]["id"].clone();
+    let one = gw
+        .req(
+            "GET",
+            &format!("/api/v4/groups/acme%2Ftools/audit_events/{cli_event}"),
+        )
+        .token(&seed.alice)
+        .send()
+        .expect(200);
+    contract.check(
+        "/groups/{id}/audit_events/{event_id}",
+        "get",
+        200,
+        &one.json(),
+    );
+    assert_eq!(one.json()["id"], cli_event);
+    gw.req(
+        "GET",
+        &format!("/api/v4/groups/acme%2Ftools/audit_events/{widgets_event}"),
+    )
+    .token(&seed.alice)
+    .send()
+    .expect(404);
+    // bob only reports on acme/widgets: a path, like an id, is forbidden to him.
+    gw.req("GET", "/api/v4/groups/acme/audit_events")
+        .token(&seed.bob)
+        .send()
+        .expect(403);
+
+    for missing in [
+        "/api/v4/groups/no%2Fsuch/audit_events",
+        "/api/v4/groups/99999/audit_events",
+        "/api/v4/groups/no%2Fsuch/audit_events/1",
+        // The group exists, but alice has no role under it: the same answer, nothing confirmed.
+        "/api/v4/groups/other/audit_events",
+    ] {
+        let res = gw.req("GET", missing).token(&seed.alice).send().expect(404);
+        assert_eq!(
+            res.json(),
+            json!({"message": "404 Group Not Found"}),
+            "{missing}"
+        );
+    }
+    let res = gw
+        .req("GET", "/api/v4/groups/no%2Fsuch/audit_events")
+        .token(&seed.root)
+        .send()
+        .expect(404);
+    contract.check("/groups/{id}/audit_events", "get", 404, &res.json());
+    assert_eq!(res.json(), json!({"message": "404 Group Not Found"}));
+}

@@ -427,3 +427,35 @@ fn a_body_that_never_arrives_is_counted_with_its_408() {
         scrape.text
     );
 }
+
+/// Readiness on SQLite while the database file is not there, then while another file (a copy,
+/// as a restore moved into place would be) sits at its path: the gateway's open connections
+/// still answer, but from a file nothing else will ever see again. 200 once it is back.
+#[test]
+fn readiness_fails_while_the_sqlite_file_is_gone_or_replaced() {
+    if common::sqlite_only("the database file") {
+        return;
+    }
+    let gw = Gateway::start();
+    let ready = gw.req("GET", "/-/readiness").send().expect(200).json();
+    assert_eq!(
+        ready,
+        json!({"status": "ok", "db_check": [{"status": "ok"}]})
+    );
+    let aside = gw.dir().join("aside.db");
+    std::fs::rename(&gw.db, &aside).unwrap();
+    let gone = gw.req("GET", "/-/readiness").send();
+    std::fs::copy(&aside, &gw.db).unwrap();
+    let replaced = gw.req("GET", "/-/readiness").send();
+    // Put back before any assertion, so a failure still leaves the server its own file.
+    std::fs::rename(&aside, &gw.db).unwrap();
+    let live = gw.req("GET", "/-/liveness").send();
+    for (what, res) in [("gone", &gone), ("replaced", &replaced)] {
+        assert_eq!(res.status, 503, "{what}: {}", res.body);
+        let body = res.json();
+        assert_eq!(body["status"], "failed", "{what}: {body}");
+        assert_eq!(body["db_check"][0]["status"], "failed", "{what}: {body}");
+    }
+    assert_eq!(live.status, 200, "liveness does not ask the store");
+    gw.req("GET", "/-/readiness").send().expect(200);
+}

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::web::Bytes;
 use common::{Gateway, TRUSTED_CA, access_key, fresh_key, links, signed};
 use keygate::config::TlsFiles;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -103,23 +104,29 @@ struct Conn {
     port: u16,
 }
 
+/// A rustls client trusting only the test CA, offering `alpn` (none: HTTP/1.1 is assumed).
+fn client_config(alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(
+            TRUSTED_CA.get().unwrap().clone(),
+        ))
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
 impl Conn {
     fn open(port: u16) -> std::io::Result<Conn> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls_pki_types::CertificateDer::from(
-                TRUSTED_CA.get().unwrap().clone(),
-            ))
-            .unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let conn = rustls::ClientConnection::new(client_config(&[]), name).unwrap();
         let tcp = TcpStream::connect(("127.0.0.1", port))?;
         tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -364,6 +371,105 @@ fn per_address_limit_and_body_timeout_hold_over_tls() {
     let _ = first.tls.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// What an HTTP/2 stream (ALPN h2, nothing else offered) got for `POST path` whose headers
+/// announce 1000 bytes of body and whose body stops after one: status, headers and body. The
+/// request stream stays open, never ended, until the whole answer is in; then the connection
+/// must still answer another request.
+fn h2_stalled_post(port: u16, path: &str) -> (u16, http::HeaderMap, String) {
+    actix_web::rt::System::new().block_on(async {
+        let tcp = actix_web::rt::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client_config(&[b"h2"]))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (client, connection) = h2::client::handshake(tls).await.unwrap();
+        actix_web::rt::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::post(format!("https://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/json")
+            .header("content-length", "1000")
+            .body(())
+            .unwrap();
+        let (response, mut upload) = client.send_request(request, false).unwrap();
+        upload.send_data(Bytes::from_static(b"{"), false).unwrap();
+        // A server that never answers fails the test instead of hanging it.
+        let response = actix_web::rt::time::timeout(Duration::from_secs(10), response)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer over HTTP/2 in 10 s"))
+            .unwrap();
+        let (head, mut body) = response.into_parts();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            match chunk {
+                Ok(chunk) => {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    bytes.extend_from_slice(&chunk);
+                }
+                // RFC 9113 8.1: after a complete answer the server may stop an unfinished upload
+                // with RST_STREAM(NO_ERROR); h2 reports it even when the response ended first.
+                Err(e) if e.reason() == Some(h2::Reason::NO_ERROR) => break,
+                Err(e) => panic!("{path}: {e} after {} bytes of body", bytes.len()),
+            }
+        }
+        drop(upload);
+        // Only the stream ends: the connection, which may carry other requests, still serves.
+        let next = http::Request::get(format!("https://127.0.0.1:{port}/api/v3"))
+            .body(())
+            .unwrap();
+        let (next, _) = client
+            .ready()
+            .await
+            .unwrap()
+            .send_request(next, true)
+            .unwrap();
+        assert_eq!(next.await.unwrap().status(), 200, "{path}: after the 408");
+        (
+            head.status.as_u16(),
+            head.headers,
+            String::from_utf8(bytes).unwrap(),
+        )
+    })
+}
+
+#[test]
+fn a_stalled_body_is_answered_408_over_http2() {
+    let (gw, _dir) = tls_gateway(|s| s.body_timeout = Duration::from_secs(1));
+    let cases = [
+        (
+            "/api/v4/projects/1/deploy_keys",
+            json!({"message": "408 Request Timeout"}),
+        ),
+        (
+            "/api/v3/repos/acme/widgets/keys",
+            json!({"message": "Request Timeout", "documentation_url": "https://docs.github.com/rest", "status": "408"}),
+        ),
+        (
+            "/v4/repositories/1/deploy-keys/check-key",
+            json!({"error_code": "CH.00000408", "error_msg": "The request body was not received in time."}),
+        ),
+    ];
+    for (path, expected) in cases {
+        let started = Instant::now();
+        let (status, headers, body) = h2_stalled_post(port_of(&gw.url), path);
+        assert_eq!(status, 408, "{path}: {body}");
+        assert!(started.elapsed() >= Duration::from_millis(900), "{path}");
+        assert_eq!(headers["content-type"], "application/json", "{path}");
+        // The reset did not cut the answer short.
+        assert_eq!(headers["content-length"], body.len().to_string(), "{path}");
+        assert!(headers.contains_key("x-request-id"), "{path}");
+        // HTTP/2 forbids connection-specific headers: the close HTTP/1.1 gets must not leak in.
+        assert!(!headers.contains_key("connection"), "{path}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body, expected, "{path}");
+    }
 }
 
 /// The real binary serving HTTPS, killed when dropped.

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 
 use super::{
-    Core, DeployKey, Error, Missing, Paged, Principal, RepoRef, Repository, Result, User, Window,
-    managed_repo, require_admin,
+    Core, DeployKey, Error, GroupRef, Missing, Paged, Principal, RepoRef, Repository, Result, User,
+    Window, managed_repo, require_admin,
 };
 use crate::store::{AuditEvent, AuditFilter, Db, now_ms};
 
@@ -130,7 +130,7 @@ pub enum AuditScope {
     /// One repository's (its maintainers and admins).
     Project(RepoRef),
     /// The repositories under a namespace that the caller maintains (all of them, for an admin).
-    Group(i64),
+    Group(GroupRef),
 }
 
 impl Principal {
@@ -216,8 +216,9 @@ fn scoped(db: &Db, who: &Principal, scope: &AuditScope, filter: &mut AuditFilter
             filter.repo_id = Some(managed_repo(db, who, repo)?.id);
             Ok(())
         }
-        AuditScope::Group(id) => {
-            let (namespace, viewer) = super::managed_namespace(db, who, db.namespace_by_id(*id)?)?;
+        AuditScope::Group(group) => {
+            let (namespace, viewer) =
+                super::managed_namespace(db, who, super::find_namespace(db, group)?)?;
             filter.under = Some(namespace.full_path);
             filter.maintained_by = viewer;
             Ok(())

@@ -49,6 +49,13 @@ pub enum RepoRef {
     Path(String),
 }
 
+/// How a client names a group (namespace): by numeric id or by its full `group/…/sub` path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRef {
+    Id(i64),
+    Path(String),
+}
+
 /// A slice of a list: dialects page by number or by offset, the core only by offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -690,6 +697,14 @@ fn find_user(db: &Db, target: &UserRef) -> Result<User> {
         UserRef::Name(name) => db.user_by_name(name)?,
     }
     .ok_or(Error::NotFound(Missing::User))
+}
+
+/// The namespace a client named, if there is one.
+fn find_namespace(db: &Db, group: &GroupRef) -> Result<Option<Namespace>> {
+    Ok(match group {
+        GroupRef::Id(id) => db.namespace_by_id(*id)?,
+        GroupRef::Path(path) => db.namespace_by_path(path)?,
+    })
 }
 
 /// The namespace and whose maintained repositories count in it (`None`: an admin, all of them).

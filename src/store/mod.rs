@@ -37,6 +37,10 @@ pub enum StoreError {
     Pool(r2d2::Error),
     #[error("cannot open database: {0}")]
     Io(#[from] std::io::Error),
+    /// The SQLite file at `--db` is gone, or is another file than the one the store opened
+    /// (moved away, deleted, a copy put in its place): what it writes nobody will read again.
+    #[error("the database file {} was removed or replaced since keygate opened it; restart keygate", .0.display())]
+    Replaced(std::path::PathBuf),
     /// An operation that only one backend has (a PRAGMA, SQLite's online backup).
     #[error("not supported on this database: {0}")]
     Unsupported(&'static str),
@@ -201,6 +205,17 @@ impl Store {
             Backend::Sqlite(s) => Some(s.batch_stats()),
             Backend::Postgres(_) => None,
         }
+    }
+
+    /// Whether the store can serve: a one-row read, and on SQLite first that the file at its
+    /// path is still the one its connections hold open. Those connections keep reading and
+    /// writing a file that was moved or deleted, so a read alone would pass while every write
+    /// went where no restart, backup or other gateway would find it.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        if let Backend::Sqlite(s) = &self.backend {
+            s.check_file()?;
+        }
+        self.read(|db| db.user_by_id(0).map(drop))
     }
 
     /// Runs `f` in a read transaction, so all its statements see one snapshot.

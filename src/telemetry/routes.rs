@@ -132,7 +132,7 @@ async fn liveness() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers a trivial read within `READY_TIMEOUT`; 503 otherwise, in
+/// Ready when the store can serve (`Store::ping`) within `READY_TIMEOUT`; 503 otherwise, in
 /// GitLab's shape (`status`, and one entry per check).
 async fn readiness(state: web::Data<State>) -> HttpResponse {
     let core = state.core.clone();

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use super::call::{COUNT_LIMIT, Call, Need, project_ref};
+use super::call::{COUNT_LIMIT, Call, Need, group_ref, project_ref};
 use super::error::{GlError, Reply};
 use crate::core::{AuditEvent, AuditFilter, AuditScope, RepoRef};
 use crate::dialect::{iso_millis, json as json_response, parse_time};
@@ -43,10 +43,6 @@ fn filter(call: &Call, instance: bool) -> Result<AuditFilter, GlError> {
         }
     }
     Ok(filter)
-}
-
-fn group_id(req: &HttpRequest) -> Option<i64> {
-    req.match_info().get("id").and_then(|s| s.parse().ok())
 }
 
 fn event_id(req: &HttpRequest) -> Result<i64, GlError> {
@@ -143,8 +139,7 @@ async fn one(req: HttpRequest, state: web::Data<State>, scope: AuditScope, need:
 }
 
 fn group_scope(req: &HttpRequest) -> AuditScope {
-    // Numeric ids only; an id no namespace has (0) is simply not found.
-    AuditScope::Group(group_id(req).unwrap_or(0))
+    AuditScope::Group(group_ref(req))
 }
 
 pub(super) async fn instance_list(req: HttpRequest, state: web::Data<State>) -> Reply {

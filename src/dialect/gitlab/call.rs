@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::error::GlError;
-use crate::core::{Core, Error, Gate, KeyRange, KeySubmission, Principal, RepoRef};
+use crate::core::{Core, Error, Gate, GroupRef, KeyRange, KeySubmission, Principal, RepoRef};
 use crate::dialect::{json, parse_time};
 use crate::http::{self, Pagination, Params, State, base_url, blocking, link_header, rate};
 
@@ -261,13 +261,22 @@ impl Call {
 }
 
 /// `:id` is a numeric id or a URL-encoded path, matched as one raw segment so `%2F` is not split.
-pub(super) fn project_ref(req: &HttpRequest) -> RepoRef {
+/// GitLab names projects and groups alike.
+fn id_or_path<T>(req: &HttpRequest, id: fn(i64) -> T, path: fn(String) -> T) -> T {
     let raw = req.match_info().get("id").unwrap_or_default();
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     match decoded.parse::<i64>() {
-        Ok(id) => RepoRef::Id(id),
-        Err(_) => RepoRef::Path(decoded.into_owned()),
+        Ok(n) => id(n),
+        Err(_) => path(decoded.into_owned()),
     }
+}
+
+pub(super) fn project_ref(req: &HttpRequest) -> RepoRef {
+    id_or_path(req, RepoRef::Id, RepoRef::Path)
+}
+
+pub(super) fn group_ref(req: &HttpRequest) -> GroupRef {
+    id_or_path(req, GroupRef::Id, GroupRef::Path)
 }
 
 pub(super) fn key_id(req: &HttpRequest) -> Result<i64, GlError> {

@@ -150,6 +150,7 @@ impl ResponseError for GlError {
             } => match err {
                 Error::NotFound(Missing::Repository) => json!({"message": "404 Project Not Found"}),
                 Error::NotFound(Missing::User) => json!({"message": "404 User Not Found"}),
+                Error::NotFound(Missing::Namespace) => json!({"message": "404 Group Not Found"}),
                 Error::NotFound(Missing::Key) => json!({ "message": key_missing }),
                 Error::NotFound(_) => json!({"message": NOT_FOUND}),
                 Error::Unauthorized => json!({"message": "401 Unauthorized"}),

@@ -79,6 +79,25 @@ pub struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<Writer>,
     sessions: Arc<session::Sessions>,
+    file: Arc<FileId>,
+}
+
+/// The database file as it was when the store opened it: its path, and the device and inode
+/// its connections hold (`None` where there are no inodes).
+struct FileId {
+    path: std::path::PathBuf,
+    id: Option<(u64, u64)>,
+}
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| Some((m.dev(), m.ino())))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    std::fs::metadata(path).map(|_| None)
 }
 
 /// What every connection of ours runs first: the pool's, the writer's and each session's.
@@ -97,6 +116,12 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         // Before SQLite touches anything: it gives the -wal and -shm files the database file's mode.
         create_private(path)?;
+        // Before any connection opens the file: were it swapped in between, readiness fails
+        // (until a restart) instead of vouching for a file no connection of ours holds.
+        let file = Arc::new(FileId {
+            path: path.to_path_buf(),
+            id: file_id(path)?,
+        });
         let manager = SqliteConnectionManager::file(path).with_init(|conn| set_up(conn));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -127,7 +152,22 @@ impl SqliteStore {
             pool,
             writer,
             sessions: Arc::new(session::Sessions::new(path)),
+            file,
         })
+    }
+
+    /// Fails when the file at the store's path is not the one it opened. Only the path is
+    /// looked at: a SQLite connection opened on a stranger file would share the WAL and shared
+    /// memory with ours, and on closing could checkpoint our WAL into that file and delete it.
+    pub fn check_file(&self) -> Result<()> {
+        match file_id(&self.file.path) {
+            Ok(id) if id == self.file.id => Ok(()),
+            Ok(_) => Err(StoreError::Replaced(self.file.path.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::Replaced(self.file.path.clone()))
+            }
+            Err(e) => Err(StoreError::Io(e)),
+        }
     }
 
     /// A PRAGMA's value as a pooled connection sees it (for tests and diagnostics).
