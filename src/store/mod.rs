@@ -1,5 +1,6 @@
 //! Persistence: one storage contract (`Queries`) over two backends, SQLite (embedded, the default) and PostgreSQL.
 
+mod audit_filter;
 mod contract;
 mod copy;
 pub mod postgres;

@@ -4,6 +4,7 @@ use postgres::Row;
 use postgres::types::ToSql;
 
 use super::{PgDb, Result};
+use crate::store::audit_filter::{self, Arg, Dialect};
 use crate::store::{AuditEvent, AuditFilter, Scope, Token, User};
 
 const COLS: &str = "id, created_at, actor_kind, actor_id, actor_name, dialect, method, route, \
@@ -34,58 +35,24 @@ fn event_at(row: &Row) -> AuditEvent {
     }
 }
 
-/// The WHERE clause of `filter` and its parameters: only the filters given.
+const SQL: Dialect = Dialect {
+    placeholder: |n| format!("${n}"),
+    path_is: "lower(repo_path) = lower(?::text)",
+    path_under: "lower(substr(repo_path, 1, ?::bigint::int)) = ?::text",
+};
+
+/// The WHERE clause of `filter` and its values, as the driver binds them.
 fn conditions(filter: &AuditFilter) -> (String, Vec<Param>) {
-    let mut sql: Vec<String> = Vec::new();
-    let mut values: Vec<Param> = Vec::new();
-    let mut push = |clause: &str, given: Vec<Param>| {
-        let mut text = String::new();
-        for (i, part) in clause.split('?').enumerate() {
-            if i > 0 {
-                text.push_str(&format!("${}", values.len() + i));
+    let (clause, args) = audit_filter::conditions(filter, &SQL);
+    let values = args
+        .into_iter()
+        .map(|arg| -> Param {
+            match arg {
+                Arg::Int(n) => Box::new(n),
+                Arg::Text(text) => Box::new(text),
             }
-            text.push_str(part);
-        }
-        values.extend(given);
-        sql.push(text);
-    };
-    if let Some(id) = filter.repo_id {
-        push("repo_id = ?", vec![Box::new(id)]);
-    }
-    if let Some(path) = &filter.repo_path {
-        push(
-            "lower(repo_path) = lower(?::text)",
-            vec![Box::new(path.clone())],
-        );
-    }
-    if let Some(under) = &filter.under {
-        let prefix = format!("{}/", under.to_ascii_lowercase());
-        let len = prefix.len() as i32;
-        push(
-            "lower(substr(repo_path, 1, ?::int)) = ?::text",
-            vec![Box::new(len), Box::new(prefix)],
-        );
-    }
-    if let Some(user) = filter.maintained_by {
-        push(
-            "repo_id IN (SELECT repo_id FROM memberships WHERE user_id = ? AND role = 'maintainer')",
-            vec![Box::new(user)],
-        );
-    }
-    if let Some(user) = filter.user_id {
-        push("user_id = ?", vec![Box::new(user)]);
-    }
-    if let Some(since) = filter.since {
-        push("created_at >= ?", vec![Box::new(since)]);
-    }
-    if let Some(until) = filter.until {
-        push("created_at <= ?", vec![Box::new(until)]);
-    }
-    let clause = if sql.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", sql.join(" AND "))
-    };
+        })
+        .collect();
     (clause, values)
 }
 

@@ -4,6 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use super::SqliteDb;
+use crate::store::audit_filter::{self, Arg, Dialect};
 use crate::store::{AuditEvent, AuditFilter, Scope, StoreError, Token, User};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -34,61 +35,22 @@ fn event_at(row: &Row) -> rusqlite::Result<AuditEvent> {
     })
 }
 
-/// The WHERE clause of `filter` and its parameters: only the filters given, so each shape of
-/// list is its own cached statement and can use its index.
+const SQL: Dialect = Dialect {
+    placeholder: |n| format!("?{n}"),
+    path_is: "repo_path = ? COLLATE NOCASE",
+    path_under: "lower(substr(repo_path, 1, ?)) = ?",
+};
+
+/// The WHERE clause of `filter` and its values, as rusqlite binds them.
 fn conditions(filter: &AuditFilter) -> (String, Vec<Value>) {
-    let mut sql: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    // Each `?` of a clause takes the next value, numbered as SQLite numbers them.
-    let mut push = |clause: &str, given: Vec<Value>| {
-        let mut text = String::new();
-        for (i, part) in clause.split('?').enumerate() {
-            if i > 0 {
-                text.push_str(&format!("?{}", values.len() + i));
-            }
-            text.push_str(part);
-        }
-        values.extend(given);
-        sql.push(text);
-    };
-    if let Some(id) = filter.repo_id {
-        push("repo_id = ?", vec![Value::Integer(id)]);
-    }
-    if let Some(path) = &filter.repo_path {
-        push(
-            "repo_path = ? COLLATE NOCASE",
-            vec![Value::Text(path.clone())],
-        );
-    }
-    if let Some(under) = &filter.under {
-        // Paths are ASCII, so lower() folds case as COLLATE NOCASE does.
-        let prefix = format!("{}/", under.to_ascii_lowercase());
-        let len = prefix.len() as i64;
-        push(
-            "lower(substr(repo_path, 1, ?)) = ?",
-            vec![Value::Integer(len), Value::Text(prefix)],
-        );
-    }
-    if let Some(user) = filter.maintained_by {
-        push(
-            "repo_id IN (SELECT repo_id FROM memberships WHERE user_id = ? AND role = 'maintainer')",
-            vec![Value::Integer(user)],
-        );
-    }
-    if let Some(user) = filter.user_id {
-        push("user_id = ?", vec![Value::Integer(user)]);
-    }
-    if let Some(since) = filter.since {
-        push("created_at >= ?", vec![Value::Integer(since)]);
-    }
-    if let Some(until) = filter.until {
-        push("created_at <= ?", vec![Value::Integer(until)]);
-    }
-    let clause = if sql.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", sql.join(" AND "))
-    };
+    let (clause, args) = audit_filter::conditions(filter, &SQL);
+    let values = args
+        .into_iter()
+        .map(|arg| match arg {
+            Arg::Int(n) => Value::Integer(n),
+            Arg::Text(text) => Value::Text(text),
+        })
+        .collect();
     (clause, values)
 }
 
