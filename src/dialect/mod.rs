@@ -34,30 +34,13 @@ enum Owner {
     None,
 }
 
+/// By the prefixes each dialect mounts, as the metrics label requests (one list of them).
 fn owner(path: &str) -> Owner {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
-    if under("/api/v4") || under("/api/v3/projects") {
-        Owner::GitLab
-    } else if [
-        "/api/v3",
-        "/repos",
-        "/user",
-        "/meta",
-        "/rate_limit",
-        "/graphql",
-        "/api/graphql",
-    ]
-    .iter()
-    .any(|prefix| under(prefix))
-    {
-        Owner::GitHub
-    } else if under("/v1") || under("/v2") || under("/v4") {
-        Owner::CodeArts
-    } else {
-        Owner::None
+    match crate::telemetry::dialect_of(path) {
+        "gitlab" => Owner::GitLab,
+        "github" => Owner::GitHub,
+        "codearts" => Owner::CodeArts,
+        _ => Owner::None,
     }
 }
 

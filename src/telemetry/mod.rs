@@ -3,7 +3,7 @@
 mod requests;
 mod routes;
 
-pub use requests::observe;
+pub use requests::{dialect_of, observe};
 pub use routes::{Listeners, configure};
 
 use std::sync::OnceLock;
