@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -50,19 +50,7 @@ struct Serve {
 impl Serve {
     fn start(mut cmd: Command) -> Serve {
         let mut child = cmd.stderr(Stdio::piped()).spawn().expect("keygate starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut stderr = Vec::new();
-        let url = loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("serve exited before listening: {stderr:?}"))
-                .unwrap();
-            stderr.push(line.clone());
-            if let Some(at) = line.find("keygate listening on ") {
-                let url = &line[at + "keygate listening on ".len()..];
-                break url.split('"').next().unwrap().to_string();
-            }
-        };
+        let (url, stderr, lines) = common::listening(&mut child);
         Serve {
             child,
             url,

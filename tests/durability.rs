@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -20,14 +19,7 @@ fn spawn_server(db: &std::path::Path) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("keygate starts");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("server prints its address").unwrap();
-        if let Some(url) = line.strip_prefix("keygate listening on ") {
-            break url.to_string();
-        }
-    };
+    let (url, _, lines) = common::listening(&mut child);
     // Keep draining so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, url)

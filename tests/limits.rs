@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,13 +34,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("keygate starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("server prints its address").unwrap();
-            if let Some(url) = line.strip_prefix("keygate listening on ") {
-                break url.to_string();
-            }
-        };
+        let (url, _, lines) = common::listening(&mut child);
         let log = Arc::new(Mutex::new(String::new()));
         let sink = log.clone();
         std::thread::spawn(move || {

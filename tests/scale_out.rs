@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -223,13 +222,7 @@ fn spawn_gateway(db: &str, secret: &Path) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("keygate starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("server prints its address").unwrap();
-        if let Some(url) = line.strip_prefix("keygate listening on ") {
-            break url.to_string();
-        }
-    };
+    let (url, _, lines) = common::listening(&mut child);
     std::thread::spawn(move || for _ in lines {});
     (child, url)
 }
@@ -366,16 +359,8 @@ fn the_password_of_a_database_url_is_never_logged() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    let url = loop {
-        let line = lines.next().expect("server prints its address").unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(url) = line.strip_prefix("keygate listening on ") {
-            break url.to_string();
-        }
-    };
+    let (url, read, lines) = common::listening(&mut child);
+    let mut log: String = read.iter().map(|l| format!("{l}\n")).collect();
     p.b.req("GET", &gitlab_keys(&p.seed))
         .retarget(&p.b.url, &url)
         .token(&p.seed.alice)

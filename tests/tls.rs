@@ -490,13 +490,7 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .expect("keygate starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("server prints its address").unwrap();
-            if let Some(url) = line.strip_prefix("keygate listening on ") {
-                break url.to_string();
-            }
-        };
+        let (url, _, lines) = common::listening(&mut child);
         assert!(url.starts_with("https://127.0.0.1:"), "{url}");
         let log = Arc::new(Mutex::new(String::new()));
         let sink = log.clone();

@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStderr, Command};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -635,4 +636,24 @@ pub fn signed(gw: &Gateway, creds: &Creds, method: &str, path: &str, body: Optio
         body,
         &sdk_date(OffsetDateTime::now_utc()),
     )
+}
+
+/// Reads a `keygate serve` child's stderr up to the line announcing its address (in text or
+/// JSON logs): the address, every line read (that one included), and the rest of stderr, which
+/// the caller must keep reading or drain, since a full pipe would stall the server.
+pub fn listening(child: &mut Child) -> (String, Vec<String>, Lines<BufReader<ChildStderr>>) {
+    const ANNOUNCE: &str = "keygate listening on ";
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let mut read = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("serve exited before listening: {read:?}"))
+            .expect("stderr is text");
+        read.push(line.clone());
+        if let Some(at) = line.find(ANNOUNCE) {
+            let url = line[at + ANNOUNCE.len()..].split('"').next().unwrap();
+            return (url.to_string(), read, lines);
+        }
+    }
 }
