@@ -8,6 +8,7 @@
 #   env: BENCH_POSTGRES_URL (run on a fresh schema of this PostgreSQL database instead of a SQLite file)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 n="$(awk -v n="${1:-100000}" 'BEGIN{printf "%d", n}')"
 cargo build --release --quiet --example seed
 cargo build --release --quiet --bin keygate
@@ -16,15 +17,13 @@ seeder="$PWD/target/release/examples/seed"
 work="$(mktemp -d)"
 schema=""
 cleanup() {
-  [ -n "$schema" ] && psql -qX "$BENCH_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+  pg_schema_drop "$schema"
   rm -rf "$work"
 }
 trap cleanup EXIT
 if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   schema="bench_import_$$"
-  psql -qX -v ON_ERROR_STOP=1 "$BENCH_POSTGRES_URL" -c "CREATE SCHEMA $schema" >/dev/null
-  case "$BENCH_POSTGRES_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  db="${BENCH_POSTGRES_URL}${sep}options=-csearch_path%3D$schema"
+  db="$(pg_schema_url "$schema")"
 else
   db="$work/import.db"
 fi

@@ -22,6 +22,7 @@
 #        generator's connections are split between the two, and the figures add both servers up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 connections="${CONNECTIONS:-16}"
 duration="${DURATION:-10}"
 scale_keys=""
@@ -60,16 +61,14 @@ schema=""
 cleanup() {
   for p in "${pids[@]}" "${others[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [ -n "$schema" ] && psql -qX "$BENCH_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+  pg_schema_drop "$schema"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   schema="bench_$$"
-  psql -qX -v ON_ERROR_STOP=1 "$BENCH_POSTGRES_URL" -c "CREATE SCHEMA $schema" >/dev/null
-  case "$BENCH_POSTGRES_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  db="${BENCH_POSTGRES_URL}${sep}options=-csearch_path%3D$schema"
+  db="$(pg_schema_url "$schema")"
 else
   [ "$gateways" = 1 ] || { echo "GATEWAYS=2 needs BENCH_POSTGRES_URL" >&2; exit 2; }
   db="$work/bench.db"

@@ -684,3 +684,109 @@ fn gitlab_group_audit_events_take_the_url_encoded_path() {
     contract.check("/groups/{id}/audit_events", "get", 404, &res.json());
     assert_eq!(res.json(), json!({"message": "404 Group Not Found"}));
 }
+
+#[test]
+fn behind_a_trusted_proxy_the_record_names_the_client_it_forwards() {
+    let key = fresh_key("ci@proxied");
+    let post = |gw: &Gateway, seed: &common::Seed, key: &str| {
+        gw.req("POST", &gl_keys(seed.widgets))
+            .token(&seed.alice)
+            .header("X-Forwarded-For", "198.51.100.9, 203.0.113.7")
+            .json(&json!({"title": "ci", "key": key}))
+            .send()
+            .expect(201);
+        events(gw, &[]).pop().unwrap()
+    };
+    let gw =
+        Gateway::start_with(|s| s.rate.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]);
+    let seed = gw.seed();
+    // The proxy appended the address it saw; what the client wrote left of it proves nothing.
+    assert_eq!(post(&gw, &seed, &key)["client_addr"], "203.0.113.7");
+
+    // From a peer no one trusts, the header is the client's own claim: the socket counts.
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    assert_eq!(post(&gw, &seed, &key)["client_addr"], "127.0.0.1");
+}
+
+#[test]
+fn no_route_changes_or_deletes_a_record() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let all = events(&gw, &[]);
+    let id = all.last().unwrap()["id"].as_i64().unwrap();
+    let paths = [
+        format!("/api/v4/audit_events/{id}"),
+        "/api/v4/audit_events".to_string(),
+        format!("/api/v4/projects/{}/audit_events/{id}", seed.widgets),
+        format!("/api/v4/projects/{}/audit_events", seed.widgets),
+        format!("/api/v4/groups/acme/audit_events/{id}"),
+    ];
+    for path in &paths {
+        for method in ["DELETE", "PUT", "PATCH", "POST"] {
+            let res = gw
+                .req(method, path)
+                .token(&seed.root)
+                .json(&json!({"action": "nothing.happened", "details": {}}))
+                .send();
+            assert_eq!(res.status, 404, "{method} {path}");
+        }
+    }
+    assert_eq!(events(&gw, &[]), all, "every record as it was");
+}
+
+/// Makes every insert into the audit table fail, in the gateway's own database.
+fn refuse_audit_inserts(gw: &Gateway, refuse: bool) {
+    let db = gw.db.to_str().unwrap();
+    if common::on_postgres() {
+        let mut client = postgres::Client::connect(db, postgres::NoTls).unwrap();
+        let sql = if refuse {
+            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ \
+             LANGUAGE plpgsql; CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+        } else {
+            "DROP TRIGGER refuse_audit ON audit_events; DROP FUNCTION refuse_audit();"
+        };
+        client.batch_execute(sql).unwrap();
+    } else {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let sql = if refuse {
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+        } else {
+            "DROP TRIGGER refuse_audit;"
+        };
+        conn.execute_batch(sql).unwrap();
+    }
+}
+
+#[test]
+fn a_change_whose_record_cannot_be_written_is_not_made() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let before = events(&gw, &[]);
+    let key = fresh_key("ci@unrecorded");
+    let create = || {
+        gw.req("POST", &gl_keys(seed.widgets))
+            .token(&seed.alice)
+            .json(&json!({"title": "ci", "key": key}))
+            .send()
+    };
+    let keys = || {
+        gw.req("GET", &gl_keys(seed.widgets))
+            .token(&seed.alice)
+            .send()
+            .expect(200)
+            .json()
+    };
+    refuse_audit_inserts(&gw, true);
+    let refused = create();
+    assert!(refused.status >= 500, "{}", refused.status);
+    assert_eq!(keys(), json!([]), "the key went with its record");
+    assert_eq!(events(&gw, &[]), before);
+
+    refuse_audit_inserts(&gw, false);
+    create().expect(201);
+    assert_eq!(keys().as_array().unwrap().len(), 1);
+    assert_eq!(actions(&since(&gw, before.len())), ["deploy_key.create"]);
+}

@@ -6,7 +6,7 @@ use actix_web::HttpRequest;
 
 use crate::core::Origin;
 
-/// The request's dialect, method, route template, request id and peer address. Built only for
+/// The request's dialect, method, route template, request id and client address. Built only for
 /// changes (the caller decides), so reads make no allocation for it.
 pub fn origin(req: &HttpRequest, dialect: &'static str) -> Arc<Origin> {
     Arc::new(Origin {
@@ -15,6 +15,10 @@ pub fn origin(req: &HttpRequest, dialect: &'static str) -> Arc<Origin> {
         // The template, not the path: names in a path are the record's target fields.
         route: req.match_pattern().unwrap_or_default(),
         request_id: super::request_id(req),
-        client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        // The address the limits count against: behind a trusted proxy, the client it forwards.
+        client_addr: super::rate::Caller::of(req)
+            .client()
+            .or_else(|| req.peer_addr().map(|a| a.ip()))
+            .map(|ip| ip.to_string()),
     })
 }

@@ -265,6 +265,12 @@ impl Caller {
             })
     }
 
+    /// The client's address as the limits resolved it (a trusted proxy's `X-Forwarded-For`
+    /// honoured); `None` on routes the limits exempt.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
     /// Credentials were presented and were wrong: one more failure for this address.
     pub fn failed(&self) {
         if let (Some(limiter), Some(ip)) = (&self.limiter, self.ip) {
