@@ -459,3 +459,67 @@ fn readiness_fails_while_the_sqlite_file_is_gone_or_replaced() {
     assert_eq!(live.status, 200, "liveness does not ask the store");
     gw.req("GET", "/-/readiness").send().expect(200);
 }
+
+#[test]
+fn every_reason_the_ssh_door_gives_is_counted() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let secret = format!("Bearer {}", gw.internal_secret());
+    let add = |can_push: bool, expires_at: Option<String>| {
+        let mut body =
+            json!({"title": "door", "key": fresh_key("door@host"), "can_push": can_push});
+        if let Some(at) = expires_at {
+            body["expires_at"] = json!(at);
+        }
+        gw.req(
+            "POST",
+            &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+        )
+        .token(&seed.alice)
+        .json(&body)
+        .send()
+        .expect(201)
+        .json()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let access = |key_id: i64, repository: &str, action: &str, status: u16| {
+        gw.req("POST", "/internal/ssh/access")
+            .header("Authorization", &secret)
+            .json(&json!({"key_id": key_id, "repository": repository, "action": action}))
+            .send()
+            .expect(status);
+    };
+    // One recorder serves every gateway of this test process: count what this test adds.
+    let before = Scrape::of(&gw.url);
+    let read_only = add(false, None);
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let expiring = add(
+        true,
+        Some(
+            soon.format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        ),
+    );
+    access(read_only, "acme/widgets", "git-upload-pack", 200);
+    access(read_only, "acme/widgets", "git-receive-pack", 403);
+    access(read_only, "acme/no-such-repo", "git-upload-pack", 403);
+    std::thread::sleep((soon - time::OffsetDateTime::now_utc()).unsigned_abs());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    access(expiring, "acme/widgets", "git-upload-pack", 403);
+
+    let after = Scrape::of(&gw.url);
+    let door = |outcome: &str, reason: &str| {
+        let labels = [
+            ("stage", "access"),
+            ("outcome", outcome),
+            ("reason", reason),
+        ];
+        after.value("keygate_ssh_decisions_total", &labels)
+            - before.value("keygate_ssh_decisions_total", &labels)
+    };
+    assert_eq!(door("allow", "none"), 1.0, "{}", after.text);
+    assert_eq!(door("deny", "read_only"), 1.0);
+    assert_eq!(door("deny", "not_found"), 1.0);
+    assert_eq!(door("deny", "key_expired"), 1.0);
+}

@@ -372,6 +372,26 @@ fn an_untrusted_peer_cannot_choose_its_address() {
 }
 
 #[test]
+fn failures_older_than_the_window_are_forgotten() {
+    let gw = Gateway::start_with(|s| {
+        s.rate.ban_max_failures = 2;
+        s.rate.ban_window = Duration::from_millis(1500);
+        s.rate.ban_duration = Duration::from_secs(3600);
+        s.rate.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    });
+    let seed = gw.seed();
+    // One failure, then one more after the window: never two within it.
+    bad_github(&gw, "192.0.2.60");
+    std::thread::sleep(Duration::from_millis(1700));
+    bad_github(&gw, "192.0.2.60");
+    good_github(&gw, &seed, "192.0.2.60").expect(200);
+    // Two within the window ban the address.
+    bad_github(&gw, "192.0.2.61");
+    bad_github(&gw, "192.0.2.61");
+    good_github(&gw, &seed, "192.0.2.61").expect(403);
+}
+
+#[test]
 fn a_trusted_proxy_speaks_only_for_the_hop_it_saw() {
     let gw = behind_proxy(2, Duration::from_secs(3600));
     let seed = gw.seed();
