@@ -81,6 +81,7 @@ def test_readme_recipes_work_as_written(tmp_path):
             subprocess.run(["kill", SSHD_PID.read_text().strip()], check=False)
     assert not any("PRIVATE KEY" in line for line in gw.log_lines)
     check_graphql_recipe(result.stdout)
+    check_https_recipe(result.stdout)
     if with_ssh:
         check_ssh_recipe(result.stdout, gw)
 
@@ -90,6 +91,14 @@ def check_ssh_recipe(stdout: str, gw: Gateway) -> None:
     assert re.search(r"(^|})[0-9a-f]{7,} first push$", stdout, re.M), stdout
     allowed = [line for line in gw.log_lines if "ssh allow" in line and "git-receive-pack" in line]
     assert allowed and "repo=acme/widgets" in allowed[-1], gw.log_lines[-20:]
+
+
+def check_https_recipe(stdout: str) -> None:
+    """gh, in its GitHub Enterprise mode over HTTPS, listed the key it had just added (read-only), and the
+    curl before it read the project's keys over HTTPS with the CA trusted."""
+    rows = [line.split("\t") for line in stdout.splitlines() if "\tvia-gh\t" in line]
+    assert len(rows) == 1 and rows[0][2] == "read-only", stdout
+    assert rows[0][3].startswith("ssh-ed25519 "), rows
 
 
 def check_graphql_recipe(stdout: str) -> None:
