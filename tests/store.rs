@@ -941,3 +941,62 @@ conformance!(audit_events_filter_page_count_and_prune_alike, |store| {
     assert_eq!(w(&store, |db| db.prune_audit_events(250)), 2);
     assert_eq!(list(AuditFilter::default()), vec![ids[3], ids[2]]);
 });
+
+/// The value of an unlabelled counter in this process's `/-/metrics` text.
+fn counter(name: &str) -> f64 {
+    keygate::telemetry::handle()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Two PostgreSQL writers that both find no key and both insert it: SSI fails one at commit, the
+/// store runs it again (it then finds the key), and `keygate_store_retries_total` counts that.
+#[test]
+fn a_lost_serialization_race_is_retried_and_counted() {
+    if std::env::var_os("KEYGATE_TEST_POSTGRES_URL").is_none() {
+        eprintln!(
+            "skipped: KEYGATE_TEST_POSTGRES_URL unset (SQLite has one writer, nothing to retry)"
+        );
+        return;
+    }
+    let schema = common::PgSchema::create();
+    let before = counter("keygate_store_retries_total");
+    let store = Arc::new(Store::open(std::path::Path::new(&schema.url)).unwrap());
+    let met = Arc::new(std::sync::Barrier::new(2));
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, met, runs) = (store.clone(), met.clone(), runs.clone());
+            std::thread::spawn(move || {
+                let mut first = true;
+                store.write(|db| {
+                    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let found = db.key_by_sha256("SHA256:both")?;
+                    // Both look before either inserts, on their first run only.
+                    if std::mem::take(&mut first) {
+                        met.wait();
+                    }
+                    match found {
+                        Some(k) => Ok(k.id),
+                        None => db.insert_key(&key("SHA256:both", "m", false, None)),
+                    }
+                })
+            })
+        })
+        .collect();
+    let ids: Vec<i64> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().expect("retried, not refused"))
+        .collect();
+    assert_eq!(ids[0], ids[1], "the retry found the winner's key");
+    let retries = runs.load(std::sync::atomic::Ordering::SeqCst) - 2;
+    assert!(retries >= 1, "one writer must have lost");
+    assert!(
+        counter("keygate_store_retries_total") - before >= retries as f64,
+        "every retry counted"
+    );
+    drop(store);
+    drop(schema);
+}
