@@ -46,7 +46,12 @@ fn the_cli_records_every_operator_change_with_the_os_user() {
     let grant = all.iter().find(|e| e["action"] == "role.grant").unwrap();
     assert_eq!(grant["actor"]["kind"], "cli");
     assert_eq!(grant["dialect"], "cli");
-    assert!(!grant["actor"]["name"].as_str().unwrap().is_empty());
+    let whoami = std::process::Command::new("whoami").output().unwrap();
+    assert_eq!(
+        grant["actor"]["name"],
+        String::from_utf8_lossy(&whoami.stdout).trim(),
+        "the OS user running the command"
+    );
     assert_eq!(grant["repo_path"], "acme/widgets");
     assert_eq!(grant["repo_id"], seed.widgets);
     assert_eq!(grant["user_name"], "alice");

@@ -149,3 +149,20 @@ pub fn ssh_access(denied: Option<&'static str>) {
     };
     counter.increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_may_scrape_by_default() {
+        let allowed = default_metrics_allow();
+        let may = |ip: &str| {
+            allowed
+                .iter()
+                .any(|n| n.contains(&ip.parse::<std::net::IpAddr>().unwrap()))
+        };
+        assert!(may("127.0.0.1") && may("127.255.0.9") && may("::1"));
+        assert!(!may("10.0.0.1") && !may("192.168.1.1") && !may("::2") && !may("0.0.0.0"));
+    }
+}
