@@ -42,15 +42,17 @@ pub async fn request_log(
     let started = Instant::now();
     // An id only has to tell requests apart in logs, not be unguessable: a per-thread generator
     // spares a system call per request.
-    let id = format!("{:032x}", fastrand::u128(..));
+    let mut hex = [0u8; 32];
+    hex::encode_to_slice(fastrand::u128(..).to_be_bytes(), &mut hex)
+        .expect("16 bytes are 32 hex digits");
+    let header = HeaderValue::from_bytes(&hex).expect("hex digits make a header value");
+    let id = String::from_utf8_lossy(&hex).into_owned();
     req.extensions_mut().insert(RequestId(id.clone()));
     let logged =
         log::log_enabled!(log::Level::Info).then(|| (req.method().clone(), req.path().to_string()));
     let mut res = next.call(req).await?;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), value);
-    }
+    res.headers_mut()
+        .insert(HeaderName::from_static("x-request-id"), header);
     if let Some((method, path)) = logged {
         let (status, ms) = (
             res.status().as_u16(),

@@ -10,7 +10,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use metrics::{Counter, Histogram};
 
 use super::{LATENCY, REQUESTS, routes::Listeners};
@@ -55,11 +55,18 @@ pub async fn observe(
             .into_response(super::routes::not_found())
             .map_into_right_body());
     }
-    let handles = handles_for(&req);
+    let method = method_index(req.method());
+    // Kept for an error no answer was made of (a middleware's `Err`, which carries no request).
+    let dialect = dialect_of(req.path());
     let res = next.call(req).await;
-    let status = match &res {
-        Ok(res) => res.status(),
-        Err(err) => err.as_response_error().status_code(),
+    // After routing: actix then knows the matched resource and names its pattern without running
+    // the route patterns again, as it must before (a tenth of a GET's instructions).
+    let (handles, status) = match &res {
+        Ok(res) => (handles_for(res.request(), method), res.status()),
+        Err(err) => (
+            handles_of(method, dialect, Cow::Borrowed(UNMATCHED)),
+            err.as_response_error().status_code(),
+        ),
     };
     let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
     handles.by_class[class]
@@ -77,12 +84,15 @@ pub async fn observe(
     res.map(ServiceResponse::map_into_left_body)
 }
 
-fn handles_for(req: &ServiceRequest) -> Rc<Handles> {
-    let method = method_index(req.method());
+fn handles_for(req: &HttpRequest, method: u8) -> Rc<Handles> {
     let (dialect, route) = match req.match_pattern() {
         Some(pattern) => (dialect_of(&pattern), Cow::Owned(pattern)),
         None => (dialect_of(req.path()), Cow::Borrowed(UNMATCHED)),
     };
+    handles_of(method, dialect, route)
+}
+
+fn handles_of(method: u8, dialect: &'static str, route: Cow<'static, str>) -> Rc<Handles> {
     let key: Key = (method, dialect, route);
     HANDLES.with(|cache| {
         if let Some(found) = cache.borrow().get(&key) {
