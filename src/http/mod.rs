@@ -46,7 +46,9 @@ pub async fn request_log(
     hex::encode_to_slice(fastrand::u128(..).to_be_bytes(), &mut hex)
         .expect("16 bytes are 32 hex digits");
     let header = HeaderValue::from_bytes(&hex).expect("hex digits make a header value");
-    let id = String::from_utf8_lossy(&hex).into_owned();
+    let id = std::str::from_utf8(&hex)
+        .expect("hex digits are ASCII")
+        .to_owned();
     req.extensions_mut().insert(RequestId(id.clone()));
     let logged =
         log::log_enabled!(log::Level::Info).then(|| (req.method().clone(), req.path().to_string()));

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -36,8 +35,9 @@ struct Handles {
 type Key = (u8, &'static str, Cow<'static, str>);
 
 thread_local! {
-    /// Bounded by the routes mounted times the methods: route labels are templates, not paths.
-    static HANDLES: RefCell<HashMap<Key, Rc<Handles>>> = RefCell::new(HashMap::new());
+    /// Bounded by the routes mounted times the methods: route labels are templates, not paths
+    /// (so no client picks the keys, and a fast hasher serves).
+    static HANDLES: RefCell<foldhash::HashMap<Key, Rc<Handles>>> = RefCell::new(foldhash::HashMap::default());
 }
 
 /// Counts and times the request. It sits inside `NormalizePath` (so it sees the path routing

@@ -10,7 +10,6 @@
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::{LinkedKey, Repository, Role, Token, User};
@@ -26,11 +25,13 @@ thread_local! {
 }
 
 /// Rows of one kind, by the arguments of the statement that read them.
-pub(super) struct Table<K, V>(HashMap<K, V>);
+/// Keyed by ids and token hashes (SHA-256 digests no client can aim), so a fast seeded hasher
+/// serves; a table is bounded by `CAP` anyway.
+pub(super) struct Table<K, V>(foldhash::HashMap<K, V>);
 
 impl<K, V> Default for Table<K, V> {
     fn default() -> Self {
-        Table(HashMap::new())
+        Table(foldhash::HashMap::default())
     }
 }
 
