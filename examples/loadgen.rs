@@ -186,7 +186,10 @@ fn repeat(o: &Options) {
 /// collection `path`, then the delete of that key, and so on; the database ends as it began
 /// (but for the audit trail), so two runs of different lengths differ only in their writes.
 fn repeat_write(o: &Options) {
-    assert!(o.count % 2 == 0, "repeat-write: --count must be even");
+    assert!(
+        o.count.is_multiple_of(2),
+        "repeat-write: --count must be even"
+    );
     let agent = agent();
     let collection = format!("{}{}", o.url, o.path);
     for i in 0..o.count / 2 {
