@@ -11,9 +11,18 @@
 # the first) / N: start-up, warm-up (first connection, prepared statements, page cache) and shutdown
 # cancel out. The database: 1000 keys on one repository (examples/seed.rs), GET of key 500 and the first
 # page of 20, as in bench/run.sh. Needs valgrind (Debian package `valgrind`).
+# gitlab-write: N durable writes on one connection by `loadgen repeat-write`, alternately a POST
+# of a fresh ed25519 key to project 2 (acme/scratch, empty) and the DELETE of that key (201, 204),
+# each its own group-commit batch and fsync; instructions per write request, create and delete
+# averaged (N and WARMUP rounded down to even).
+#   bench/callgrind.sh N LABEL...   only these of gitlab-get gitlab-list hello-json gitlab-write
+#                                   (the ratio lines need their two labels)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-2000}"
+shift $(( $# > 0 ? 1 : 0 ))
+labels=("$@")
+[ ${#labels[@]} -gt 0 ] || labels=(gitlab-get gitlab-list hello-json gitlab-write)
 warm="${WARMUP:-200}"
 out="${OUT:-$PWD/target/callgrind}"
 command -v valgrind >/dev/null || { echo "bench/callgrind.sh needs valgrind: apt-get install valgrind" >&2; exit 1; }
@@ -36,6 +45,7 @@ db="$work/callgrind.db"
 target/release/examples/seed --db "$db" --keys 1000 --repos 1 >/dev/null
 "$bin" --db "$db" user add bench --admin >/dev/null
 token="$("$bin" --db "$db" token add bench)"
+"$bin" --db "$db" repo add acme/scratch >/dev/null
 
 # Total Ir of one run of a server under callgrind that is sent COUNT requests.
 instructions() { # label, count, command...
@@ -47,7 +57,7 @@ instructions() { # label, count, command...
   # Valgrind takes seconds to start an 11 MB binary.
   for _ in $(seq 600); do u="$(grep -o 'listening on http://[0-9.:]*' "$work/$label.log" | head -1)"; [ -n "$u" ] && break; sleep 0.1; done
   [ -n "$u" ] || { echo "$label did not start:" >&2; cat "$work/$label.log" >&2; exit 1; }
-  "$gen" "${u#listening on }" "$token" repeat --path "${paths[$label]}" --count "$count"
+  "$gen" "${u#listening on }" "$token" "${modes[$label]:-repeat}" --path "${paths[$label]}" --count "$count"
   kill -TERM "$server"
   wait "$server" || true
   server=""
@@ -57,19 +67,23 @@ instructions() { # label, count, command...
 echo "keygate $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(valgrind --version), $n requests after $warm"
 declare -A per
 declare -A paths=([gitlab-get]=/api/v4/projects/1/deploy_keys/500 [gitlab-list]='/api/v4/projects/1/deploy_keys?per_page=20'
-  [hello-json]=/api/v4/projects/1/deploy_keys/500)
-for label in gitlab-get gitlab-list hello-json; do
+  [hello-json]=/api/v4/projects/1/deploy_keys/500 [gitlab-write]=/api/v4/projects/2/deploy_keys)
+declare -A modes=([gitlab-write]=repeat-write)
+for label in "${labels[@]}"; do
+  [ -n "${paths[$label]:-}" ] || { echo "bench/callgrind.sh: unknown label $label" >&2; exit 2; }
+  warm_l="$warm" n_l="$n"
+  [ "${modes[$label]:-}" != repeat-write ] || { warm_l="$(( warm / 2 * 2 ))"; n_l="$(( n / 2 * 2 ))"; }
   case "$label" in
     gitlab-*) cmd=("$bin" --db "$db" serve --internal-secret-file "$work/internal.secret" --rate-limit-per-user 1000000000) ;;
     hello-json) cmd=(target/release/examples/hello) ;;
   esac
-  base="$(instructions "$label" "$warm" "${cmd[@]}")"
-  total="$(instructions "$label" "$(( warm + n ))" "${cmd[@]}")"
-  per[$label]="$(( (total - base) / n ))"
-  printf 'callgrind %s: %d instructions/request ((%d - %d Ir) / %d; %s)\n' "$label" "${per[$label]}" "$total" "$base" "$n" \
-    "$out/$label-$(( warm + n )).out"
+  base="$(instructions "$label" "$warm_l" "${cmd[@]}")"
+  total="$(instructions "$label" "$(( warm_l + n_l ))" "${cmd[@]}")"
+  per[$label]="$(( (total - base) / n_l ))"
+  printf 'callgrind %s: %d instructions/request ((%d - %d Ir) / %d; %s)\n' "$label" "${per[$label]}" "$total" "$base" "$n_l" \
+    "$out/$label-$(( warm_l + n_l )).out"
 done
-awk -v h="${per[hello-json]}" -v g="${per[gitlab-get]}" \
+[ -z "${per[hello-json]:-}" ] || [ -z "${per[gitlab-get]:-}" ] || awk -v h="${per[hello-json]}" -v g="${per[gitlab-get]}" \
   'BEGIN{ printf "callgrind ratio hello-json / gitlab-get: %.2f (the same ratio as bench/run.sh, in instructions)\n", h / g }'
-awk -v l="${per[gitlab-list]}" -v g="${per[gitlab-get]}" \
+[ -z "${per[gitlab-list]:-}" ] || [ -z "${per[gitlab-get]:-}" ] || awk -v l="${per[gitlab-list]}" -v g="${per[gitlab-get]}" \
   'BEGIN{ printf "callgrind ratio gitlab-list (20 keys) / gitlab-get: %.2f (goal: at most 2)\n", l / g }'

@@ -4,6 +4,9 @@
 //! scenarios: gitlab-list, gitlab-get, github-list, create-delete; `seed` adds --count keys to project 1;
 //! `repeat --path P --count N` sends exactly N identical GETs of P (with `PRIVATE-TOKEN: TOKEN`) on one
 //! keep-alive connection, one at a time, each must be 200: a fixed workload for bench/callgrind.sh.
+//! `repeat-write --path P --count N` does the same for writes: N requests on one connection,
+//! alternately a POST of a fresh ed25519 key to the GitLab collection P (must be 201) and the
+//! DELETE of the key just created (must be 204); N must be even.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,11 +182,42 @@ fn repeat(o: &Options) {
     }
 }
 
+/// Sends `count` writes on one connection, one at a time: a create of a fresh key on the GitLab
+/// collection `path`, then the delete of that key, and so on; the database ends as it began
+/// (but for the audit trail), so two runs of different lengths differ only in their writes.
+fn repeat_write(o: &Options) {
+    assert!(
+        o.count.is_multiple_of(2),
+        "repeat-write: --count must be even"
+    );
+    let agent = agent();
+    let collection = format!("{}{}", o.url, o.path);
+    for i in 0..o.count / 2 {
+        let body = serde_json::json!({"title": "bench", "key": fresh_key()});
+        let mut res = agent
+            .post(&collection)
+            .header("PRIVATE-TOKEN", &o.token)
+            .send_json(&body)
+            .expect("create request");
+        assert_eq!(res.status().as_u16(), 201, "create {i} on {}", o.path);
+        let created: serde_json::Value = res.body_mut().read_json().expect("created key");
+        let id = created["id"].as_i64().expect("an id");
+        let mut res = agent
+            .delete(format!("{collection}/{id}"))
+            .header("PRIVATE-TOKEN", &o.token)
+            .call()
+            .expect("delete request");
+        let _ = res.body_mut().read_to_string();
+        assert_eq!(res.status().as_u16(), 204, "delete {i} of {}/{id}", o.path);
+    }
+}
+
 fn main() {
     let o = Arc::new(options());
     match o.scenario.as_str() {
         "seed" => return seed(&o),
         "repeat" => return repeat(&o),
+        "repeat-write" => return repeat_write(&o),
         _ => {}
     }
     let stop = Arc::new(AtomicBool::new(false));

@@ -277,13 +277,14 @@ fn mpint_bits(bytes: &[u8]) -> u32 {
 }
 
 fn md5_fingerprint(blob: &[u8]) -> String {
-    let digest = Md5::digest(blob);
+    // One `format!` per byte cost twice the digest itself on every key added.
+    let hex = hex::encode(Md5::digest(blob));
     let mut out = String::with_capacity(47);
-    for (i, byte) in digest.iter().enumerate() {
-        if i > 0 {
+    for (i, digit) in hex.chars().enumerate() {
+        if i > 0 && i % 2 == 0 {
             out.push(':');
         }
-        out.push_str(&format!("{byte:02x}"));
+        out.push(digit);
     }
     out
 }

@@ -267,31 +267,27 @@ impl Core {
                 let new = new_key(&parsed, &text, submission, false, Some(who.user.id));
                 let id = db.insert_key(&new)?;
                 db.insert_link(repo.id, id, submission.can_push, Some(who.user.id))?;
-                let key = db
-                    .key_by_id(id)?
-                    .ok_or_else(|| Error::Internal("key vanished inside its transaction".into()))?;
+                // The answer's row, read once: the record names the key as stored in it.
+                let linked = linked_in_transaction(db, repo.id, id)?;
                 record(
                     db,
                     Actor::User(who),
                     Change {
                         action: "deploy_key.create",
                         repo: Some(&repo),
-                        key: Some(&key),
+                        key: Some(&linked.key),
                         details: json!({"after": {
-                            "title": key.title,
+                            "title": linked.key.title,
                             "can_push": submission.can_push,
-                            "expires_at": key.expires_at,
+                            "expires_at": linked.key.expires_at,
                         }}),
                         ..Change::default()
                     },
                 )?;
-                (id, Added::Created)
+                return Ok((linked, Added::Created));
             }
         };
-        let linked = db
-            .linked_key(repo.id, added.0)?
-            .ok_or_else(|| Error::Internal("link vanished inside its transaction".into()))?;
-        Ok((linked, added.1))
+        Ok((linked_in_transaction(db, repo.id, added.0)?, added.1))
     }
 
     /// Changes a key's push permission on this repository and, where the caller owns the key
@@ -594,6 +590,12 @@ pub enum Gate<'a> {
 pub enum UserRef {
     Id(i64),
     Name(String),
+}
+
+/// A link this transaction made or found: gone would be a bug, not a client's mistake.
+fn linked_in_transaction(db: &Db, repo_id: i64, key_id: i64) -> Result<LinkedKey> {
+    db.linked_key(repo_id, key_id)?
+        .ok_or_else(|| Error::Internal("link vanished inside its transaction".into()))
 }
 
 fn new_key<'a>(

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_list_indexes.sql"),
     include_str!("migrations/0006_key_counts.sql"),
     include_str!("migrations/0007_audit_events.sql"),
+    include_str!("migrations/0008_audit_check.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.
@@ -128,6 +129,10 @@ impl SqliteStore {
             // A request that cannot get a connection in time is answered "busy" (503), like one
             // that cannot get the write lock.
             .connection_timeout(BUSY_TIMEOUT)
+            // r2d2's check on checkout (an empty `execute_batch`, a parse) finds nothing on a
+            // file: a connection to it does not go stale as a socket does. It was a third of
+            // what a write's authentication cost.
+            .test_on_check_out(false)
             .build(manager)
             .map_err(StoreError::Pool)?;
         {
@@ -515,6 +520,64 @@ mod tests {
             let capped = store.read(|db| db.count_keys(public_only, 3)).unwrap();
             assert_eq!(capped, 3, "the count stops at its cap");
         }
+    }
+
+    /// Migration 8 keeps every audit record and the high-water mark of their ids (a pruned newest
+    /// id is not handed out again), still refuses an unknown actor kind, and its insert no longer
+    /// builds a temporary b-tree for the CHECK.
+    #[test]
+    fn migration_8_rebuilds_the_audit_table_keeping_records_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let insert = "INSERT INTO audit_events (created_at, actor_kind, actor_name, action) \
+                      VALUES (?1, ?2, 'someone', 'deploy_key.create')";
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..7] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            for (at, kind) in [(1, "user"), (2, "cli"), (3, "system"), (4, "user")] {
+                conn.execute(insert, rusqlite::params![at, kind]).unwrap();
+            }
+            conn.execute("DELETE FROM audit_events WHERE id = 4", [])
+                .unwrap();
+        }
+        SqliteStore::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let kept: Vec<(i64, String)> = conn
+            .prepare("SELECT id, actor_kind FROM audit_events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            kept,
+            [(1, "user".into()), (2, "cli".into()), (3, "system".into())]
+        );
+        conn.execute(insert, rusqlite::params![5, "cli"]).unwrap();
+        assert_eq!(conn.last_insert_rowid(), 5, "id 4 was shown once");
+        assert!(conn.execute(insert, rusqlite::params![6, "robot"]).is_err());
+        let program: Vec<String> = conn
+            .prepare(&format!("EXPLAIN {insert}"))
+            .unwrap()
+            .query_map([1, 2], |r| r.get(1))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            !program.iter().any(|op| op == "OpenEphemeral"),
+            "{program:?}"
+        );
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 3);
     }
 
     /// A database made before links had `updated_at` keeps its links, each last changed when made.
