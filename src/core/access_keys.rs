@@ -37,12 +37,7 @@ impl Core {
             record(
                 db,
                 Actor::Cli,
-                Change {
-                    action: "access_key.issue",
-                    user: Some(&user),
-                    details: json!({"access_key": access_key}),
-                    ..Change::default()
-                },
+                Change::on_user("access_key.issue", &user, json!({"access_key": access_key})),
             )
         })?;
         Ok((access_key, secret_key))
@@ -68,12 +63,11 @@ impl Core {
             record(
                 db,
                 Actor::Cli,
-                Change {
-                    action: "access_key.revoke",
-                    user: Some(&user),
-                    details: json!({"access_key": access_key}),
-                    ..Change::default()
-                },
+                Change::on_user(
+                    "access_key.revoke",
+                    &user,
+                    json!({"access_key": access_key}),
+                ),
             )
         })
     }

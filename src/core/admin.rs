@@ -19,12 +19,7 @@ impl Core {
             record(
                 db,
                 Actor::Cli,
-                Change {
-                    action: "user.add",
-                    user: Some(&user),
-                    details: json!({"after": {"admin": admin}}),
-                    ..Change::default()
-                },
+                Change::on_user("user.add", &user, json!({"after": {"admin": admin}})),
             )?;
             Ok(id)
         })
@@ -44,12 +39,11 @@ impl Core {
             record(
                 db,
                 Actor::Cli,
-                Change {
-                    action: "user.remove",
-                    user: Some(&user),
-                    details: json!({"before": {"admin": user.admin}}),
-                    ..Change::default()
-                },
+                Change::on_user(
+                    "user.remove",
+                    &user,
+                    json!({"before": {"admin": user.admin}}),
+                ),
             )
         })
     }
@@ -71,12 +65,11 @@ impl Core {
             record(
                 db,
                 Actor::Cli,
-                Change {
-                    action: "token.issue",
-                    user: Some(&user),
-                    details: json!({"token_id": id, "scope": scope.as_str(), "expires_at": expires_at}),
-                    ..Change::default()
-                },
+                Change::on_user(
+                    "token.issue",
+                    &user,
+                    json!({"token_id": id, "scope": scope.as_str(), "expires_at": expires_at}),
+                ),
             )
         })?;
         Ok(token)
@@ -98,12 +91,11 @@ impl Core {
             record(
                 db,
                 Actor::Cli,
-                Change {
-                    action: "token.revoke",
-                    user: Some(&user),
-                    details: json!({"token_id": id, "scope": token.scope.as_str()}),
-                    ..Change::default()
-                },
+                Change::on_user(
+                    "token.revoke",
+                    &user,
+                    json!({"token_id": id, "scope": token.scope.as_str()}),
+                ),
             )
         })
     }

@@ -45,6 +45,34 @@ pub(super) struct Change<'a> {
     pub details: Value,
 }
 
+impl<'a> Change<'a> {
+    /// A change to `key`, on `repo` when it concerns one repository.
+    pub(super) fn on_key(
+        action: &'static str,
+        repo: Option<&'a Repository>,
+        key: &'a DeployKey,
+        details: Value,
+    ) -> Change<'a> {
+        Change {
+            action,
+            repo,
+            key: Some(key),
+            details,
+            ..Change::default()
+        }
+    }
+
+    /// A change to `user`'s account, tokens or access keys.
+    pub(super) fn on_user(action: &'static str, user: &'a User, details: Value) -> Change<'a> {
+        Change {
+            action,
+            user: Some(user),
+            details,
+            ..Change::default()
+        }
+    }
+}
+
 /// The OS user running this process, for records the admin CLI writes: the name of the real
 /// uid's passwd entry, else `$USER`, else the uid itself.
 pub fn os_user() -> &'static str {

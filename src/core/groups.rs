@@ -126,17 +126,16 @@ impl Core {
                 record(
                     db,
                     Actor::User(who),
-                    Change {
-                        action: "deploy_key.sync",
-                        repo: Some(child),
-                        key: Some(&linked.key),
-                        details: json!({
+                    Change::on_key(
+                        "deploy_key.sync",
+                        Some(child),
+                        &linked.key,
+                        json!({
                             "parent": parent.full_path,
                             "before": before,
                             "after": {"can_push": linked.can_push},
                         }),
-                        ..Change::default()
-                    },
+                    ),
                 )?;
                 changed += 1;
             }
@@ -167,16 +166,15 @@ impl Core {
                 record(
                     db,
                     Actor::User(who),
-                    Change {
-                        action: "deploy_key.unsync",
-                        repo: Some(child),
-                        key: Some(&linked.key),
-                        details: json!({
+                    Change::on_key(
+                        "deploy_key.unsync",
+                        Some(child),
+                        &linked.key,
+                        json!({
                             "parent": parent.full_path,
                             "before": {"can_push": there.can_push},
                         }),
-                        ..Change::default()
-                    },
+                    ),
                 )?;
                 removed += 1;
             }

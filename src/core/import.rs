@@ -292,16 +292,7 @@ fn import_event(
     key: &DeployKey,
     details: Value,
 ) -> AuditEvent {
-    event(
-        Actor::Cli,
-        Change {
-            action,
-            repo: Some(repo),
-            key: Some(key),
-            details,
-            ..Change::default()
-        },
-    )
+    event(Actor::Cli, Change::on_key(action, Some(repo), key, details))
 }
 
 /// The key's comment, as `ssh-keygen -C` set it, when it makes a valid title.

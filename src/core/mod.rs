@@ -251,13 +251,12 @@ impl Core {
                 record(
                     db,
                     Actor::User(who),
-                    Change {
-                        action: "deploy_key.join",
-                        repo: Some(&repo),
-                        key: Some(&existing),
-                        details: json!({"after": {"can_push": submission.can_push}}),
-                        ..Change::default()
-                    },
+                    Change::on_key(
+                        "deploy_key.join",
+                        Some(&repo),
+                        &existing,
+                        json!({"after": {"can_push": submission.can_push}}),
+                    ),
                 )?;
                 (existing.id, Added::Joined)
             }
@@ -272,17 +271,16 @@ impl Core {
                 record(
                     db,
                     Actor::User(who),
-                    Change {
-                        action: "deploy_key.create",
-                        repo: Some(&repo),
-                        key: Some(&linked.key),
-                        details: json!({"after": {
+                    Change::on_key(
+                        "deploy_key.create",
+                        Some(&repo),
+                        &linked.key,
+                        json!({"after": {
                             "title": linked.key.title,
                             "can_push": submission.can_push,
                             "expires_at": linked.key.expires_at,
                         }}),
-                        ..Change::default()
-                    },
+                    ),
                 )?;
                 return Ok((linked, Added::Created));
             }
@@ -323,16 +321,15 @@ impl Core {
                 record(
                     db,
                     Actor::User(who),
-                    Change {
-                        action: "deploy_key.update",
-                        repo: Some(&repo),
-                        key: Some(&after.key),
-                        details: json!({
+                    Change::on_key(
+                        "deploy_key.update",
+                        Some(&repo),
+                        &after.key,
+                        json!({
                             "before": {"title": linked.key.title, "can_push": linked.can_push},
                             "after": {"title": after.key.title, "can_push": after.can_push},
                         }),
-                        ..Change::default()
-                    },
+                    ),
                 )?;
             }
             Ok(after)
@@ -370,16 +367,15 @@ impl Core {
             record(
                 db,
                 Actor::User(who),
-                Change {
-                    action: "deploy_key.delete",
-                    repo: Some(&repo),
-                    key: Some(&linked.key),
-                    details: json!({
+                Change::on_key(
+                    "deploy_key.delete",
+                    Some(&repo),
+                    &linked.key,
+                    json!({
                         "before": {"title": linked.key.title, "can_push": linked.can_push},
                         "key_deleted": key_deleted,
                     }),
-                    ..Change::default()
-                },
+                ),
             )?;
             Ok(linked)
         })
@@ -399,13 +395,12 @@ impl Core {
                 record(
                     db,
                     Actor::User(who),
-                    Change {
-                        action: "deploy_key.enable",
-                        repo: Some(&repo),
-                        key: Some(&key),
-                        details: json!({"after": {"can_push": false}}),
-                        ..Change::default()
-                    },
+                    Change::on_key(
+                        "deploy_key.enable",
+                        Some(&repo),
+                        &key,
+                        json!({"after": {"can_push": false}}),
+                    ),
                 )?;
             }
             Ok(key)
@@ -472,16 +467,16 @@ impl Core {
             record(
                 db,
                 Actor::User(who),
-                Change {
-                    action: "deploy_key.create",
-                    key: Some(&key),
-                    details: json!({"after": {
+                Change::on_key(
+                    "deploy_key.create",
+                    None,
+                    &key,
+                    json!({"after": {
                         "title": key.title,
                         "public": true,
                         "expires_at": key.expires_at,
                     }}),
-                    ..Change::default()
-                },
+                ),
             )?;
             Ok(key)
         })
