@@ -795,3 +795,57 @@ fn a_change_whose_record_cannot_be_written_is_not_made() {
     assert_eq!(keys().as_array().unwrap().len(), 1);
     assert_eq!(actions(&since(&gw, before.len())), ["deploy_key.create"]);
 }
+
+#[test]
+fn codearts_and_instance_keys_are_recorded_too() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let creds = access_key(&gw, "alice");
+    let n = events(&gw, &[]).len();
+    let path = format!("/v2/repositories/{}/deploy-keys", seed.widgets);
+    let body = json!({"application": "ci", "can_push": true, "key": fresh_key("ca@host"), "key_title": "ca"});
+    let added = signed(&gw, &creds, "POST", &path, Some(&body))
+        .send()
+        .expect(200);
+    let id: i64 = added.json()["result"]["key_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    signed(&gw, &creds, "DELETE", &format!("{path}/{id}"), None)
+        .send()
+        .expect(200);
+    let new = since(&gw, n);
+    assert_eq!(actions(&new), ["deploy_key.create", "deploy_key.delete"]);
+    for e in &new {
+        assert_eq!(e["dialect"], "codearts");
+        assert_eq!(e["actor"]["name"], "alice");
+        assert_eq!(e["repo_path"], "acme/widgets");
+        assert_eq!(e["key_id"], id);
+    }
+    assert_eq!(
+        new[0]["route"],
+        "/v2/repositories/{repository_id}/deploy-keys"
+    );
+    assert_eq!(new[0]["details"]["after"]["can_push"], true);
+    assert_eq!(
+        new[1]["route"],
+        "/v2/repositories/{repository_id}/deploy-keys/{key_id}"
+    );
+
+    // An instance-wide key, made by an admin, belongs to no repository.
+    let n = events(&gw, &[]).len();
+    let key = gw
+        .req("POST", "/api/v4/deploy_keys")
+        .token(&seed.root)
+        .json(&json!({"title": "everywhere", "key": fresh_key("inst@host")}))
+        .send()
+        .expect(201)
+        .json();
+    let new = since(&gw, n);
+    assert_eq!(actions(&new), ["deploy_key.create"]);
+    assert_eq!(new[0]["key_id"], key["id"]);
+    assert_eq!(new[0]["repo_id"], Value::Null);
+    assert_eq!(new[0]["details"]["after"]["public"], true);
+    assert_eq!(new[0]["route"], "/api/v4/deploy_keys");
+}
