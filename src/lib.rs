@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod dialect;
+mod front;
 pub mod http;
 pub mod server;
 pub mod ssh;

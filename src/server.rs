@@ -12,7 +12,7 @@ use crate::core::Core;
 use crate::dialect;
 use crate::http::limits::{self, BodyDeadline};
 use crate::http::rate;
-use crate::http::{State, request_log, tls};
+use crate::http::{State, tls};
 use crate::store::Store;
 use crate::telemetry;
 
@@ -89,14 +89,9 @@ impl Application {
                 .app_data(deadline.clone())
                 .app_data(limiter.clone())
                 .app_data(app_listeners.clone())
-                // Innermost, so the 408 still gets a request id and a log line.
-                .wrap(from_fn(limits::body_deadline))
-                // Inside NormalizePath: it labels requests with the route routing will match.
-                .wrap(from_fn(telemetry::observe))
+                .wrap(from_fn(crate::front::front))
+                // Outermost, so the log, the ban check and the metrics see the path routing sees.
                 .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
-                // Before the body is read: a banned address costs no more than its headers.
-                .wrap(from_fn(rate::guard))
-                .wrap(from_fn(request_log))
                 .configure(telemetry::configure)
                 .configure(dialect::configure)
         })

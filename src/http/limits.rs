@@ -6,11 +6,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::ConnectionType;
-use actix_web::middleware::Next;
 use actix_web::{HttpResponse, dev::Extensions, web};
 use futures_util::StreamExt;
 
@@ -61,20 +59,17 @@ pub struct BodyDeadline {
 /// and closes the connection if it has not arrived within the deadline. actix bounds only the
 /// time to receive the headers; without this a client that sends `Content-Length: 1000` and one
 /// byte holds a connection and a file descriptor for ever. Reading here rather than in each
-/// handler bounds every route alike, including those that never read a body.
-pub async fn body_deadline(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+/// handler bounds every route alike, including those that never read a body. `Err` is the 408.
+pub async fn await_body(mut req: ServiceRequest) -> Result<ServiceRequest, ServiceResponse> {
     let Some(deadline) = req
         .app_data::<web::Data<BodyDeadline>>()
         .map(|d| *d.get_ref())
     else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(req);
     };
     // No Content-Length and no chunked body (most reads): nothing can be slow to arrive.
     if matches!(req.parts().1, Payload::None) {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(req);
     }
     let payload = std::mem::replace(req.parts_mut().1, Payload::None);
     match actix_web::rt::time::timeout(deadline.timeout, prefetch(payload)).await {
@@ -84,13 +79,13 @@ pub async fn body_deadline(
             req.set_payload(Payload::Stream {
                 payload: Box::pin(futures_util::stream::iter(chunks)),
             });
-            Ok(next.call(req).await?.map_into_boxed_body())
+            Ok(req)
         }
         Err(_) => {
             let mut res = (deadline.render)(req.path());
             // The rest of the body may still arrive: the connection cannot carry another request.
             res.head_mut().set_connection_type(ConnectionType::Close);
-            Ok(req.into_response(res).map_into_boxed_body())
+            Err(req.into_response(res))
         }
     }
 }

@@ -13,10 +13,9 @@ pub use page::{Pagination, link_header};
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, web};
 
 use crate::core::{Core, Error};
@@ -33,41 +32,58 @@ pub struct State {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-/// Gives every request an id and logs one line for it: method, path (never the query, where
-/// tokens may travel), status, latency and id.
-pub async fn request_log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    // An id only has to tell requests apart in logs, not be unguessable: a per-thread generator
-    // spares a system call per request.
-    let mut hex = [0u8; 32];
-    hex::encode_to_slice(fastrand::u128(..).to_be_bytes(), &mut hex)
-        .expect("16 bytes are 32 hex digits");
-    let header = HeaderValue::from_bytes(&hex).expect("hex digits make a header value");
-    let id = std::str::from_utf8(&hex)
-        .expect("hex digits are ASCII")
-        .to_owned();
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let logged =
-        log::log_enabled!(log::Level::Info).then(|| (req.method().clone(), req.path().to_string()));
-    let mut res = next.call(req).await?;
-    res.headers_mut()
-        .insert(HeaderName::from_static("x-request-id"), header);
-    if let Some((method, path)) = logged {
-        let (status, ms) = (
-            res.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0,
-        );
-        // The key-values are for `--log-format json`; the text line shows only the message.
-        log::info!(
-            method = method.as_str(), path = path.as_str(), status = status,
-            latency_ms = (ms * 1000.0).round() / 1000.0, request_id = id.as_str();
-            "{method} {path} {status} {ms:.1}ms id={id}"
-        );
+/// A request's id, and what its log line needs: method, path (never the query, where tokens may
+/// travel), status, latency and id.
+pub struct RequestLog {
+    started: Instant,
+    id: [u8; 32],
+    /// Only when the line will be written: the copy costs more than the rest of this.
+    logged: Option<(Method, String)>,
+}
+
+impl RequestLog {
+    /// Gives the request its id.
+    pub fn start(req: &ServiceRequest) -> RequestLog {
+        // An id only has to tell requests apart in logs, not be unguessable: a per-thread
+        // generator spares a system call per request.
+        let mut id = [0u8; 32];
+        hex::encode_to_slice(fastrand::u128(..).to_be_bytes(), &mut id)
+            .expect("16 bytes are 32 hex digits");
+        let log = RequestLog {
+            started: Instant::now(),
+            id,
+            logged: log::log_enabled!(log::Level::Info)
+                .then(|| (req.method().clone(), req.path().to_string())),
+        };
+        req.extensions_mut()
+            .insert(RequestId(log.id_str().to_owned()));
+        log
     }
-    Ok(res)
+
+    fn id_str(&self) -> &str {
+        std::str::from_utf8(&self.id).expect("hex digits are ASCII")
+    }
+
+    /// Sends the id back in `X-Request-Id` and logs the line.
+    pub fn finish<B>(self, res: &mut ServiceResponse<B>) {
+        res.headers_mut().insert(
+            HeaderName::from_static("x-request-id"),
+            HeaderValue::from_bytes(&self.id).expect("hex digits make a header value"),
+        );
+        if let Some((method, path)) = &self.logged {
+            let (status, ms, id) = (
+                res.status().as_u16(),
+                self.started.elapsed().as_secs_f64() * 1000.0,
+                self.id_str(),
+            );
+            // The key-values are for `--log-format json`; the text line shows only the message.
+            log::info!(
+                method = method.as_str(), path = path.as_str(), status = status,
+                latency_ms = (ms * 1000.0).round() / 1000.0, request_id = id;
+                "{method} {path} {status} {ms:.1}ms id={id}"
+            );
+        }
+    }
 }
 
 pub fn request_id(req: &HttpRequest) -> String {

@@ -3,7 +3,8 @@
 mod requests;
 mod routes;
 
-pub use requests::{dialect_of, observe};
+pub use requests::{Observed, dialect_of, off_limits};
+pub use routes::not_found;
 pub use routes::{Listeners, configure};
 
 use std::sync::OnceLock;

@@ -1,14 +1,12 @@
-//! The middleware that counts and times every request by dialect, route template, method and status class.
+//! Counts and times every request by dialect, route template, method and status class.
 
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
 use metrics::{Counter, Histogram};
 
@@ -40,48 +38,55 @@ thread_local! {
     static HANDLES: RefCell<foldhash::HashMap<Key, Rc<Handles>>> = RefCell::new(foldhash::HashMap::default());
 }
 
-/// Counts and times the request. It sits inside `NormalizePath` (so it sees the path routing
-/// sees) and outside the body deadline (so a 408 is counted). On a `--metrics-listen` listener
-/// it answers 404 to everything but `/-/` routes.
-pub async fn observe(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let started = Instant::now();
-    if let Some(listeners) = req.app_data::<web::Data<Listeners>>()
-        && listeners.refuses_api(&req)
-    {
-        return Ok(req
-            .into_response(super::routes::not_found())
-            .map_into_right_body());
+/// A request being counted and timed, from before its body is awaited (so a 408 is counted) to
+/// its answer.
+pub struct Observed {
+    started: Instant,
+    method: u8,
+    /// Kept for an error no answer was made of (a middleware's `Err`, which carries no request).
+    dialect: &'static str,
+}
+
+/// On a `--metrics-listen` listener, everything but `/-/` routes is answered 404 (`not_found`).
+pub fn off_limits(req: &ServiceRequest) -> bool {
+    req.app_data::<web::Data<Listeners>>()
+        .is_some_and(|listeners| listeners.refuses_api(req))
+}
+
+impl Observed {
+    /// Called after `NormalizePath`, so it sees the path routing sees.
+    pub fn start(req: &ServiceRequest) -> Observed {
+        Observed {
+            started: Instant::now(),
+            method: method_index(req.method()),
+            dialect: dialect_of(req.path()),
+        }
     }
-    let method = method_index(req.method());
-    // Kept for an error no answer was made of (a middleware's `Err`, which carries no request).
-    let dialect = dialect_of(req.path());
-    let res = next.call(req).await;
-    // After routing: actix then knows the matched resource and names its pattern without running
-    // the route patterns again, as it must before (a tenth of a GET's instructions).
-    let (handles, status) = match &res {
-        Ok(res) => (handles_for(res.request(), method), res.status()),
-        Err(err) => (
-            handles_of(method, dialect, Cow::Borrowed(UNMATCHED)),
-            err.as_response_error().status_code(),
-        ),
-    };
-    let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-    handles.by_class[class]
-        .get_or_init(|| {
-            metrics::counter!(
-                REQUESTS,
-                "dialect" => handles.dialect,
-                "route" => handles.route.clone(),
-                "method" => handles.method,
-                "status" => CLASSES[class],
-            )
-        })
-        .increment(1);
-    handles.latency.record(started.elapsed().as_secs_f64());
-    res.map(ServiceResponse::map_into_left_body)
+
+    pub fn finish<B>(self, res: &Result<ServiceResponse<B>, actix_web::Error>) {
+        // After routing: actix then knows the matched resource and names its pattern without
+        // running the route patterns again, as it must before (a tenth of a GET's instructions).
+        let (handles, status) = match res {
+            Ok(res) => (handles_for(res.request(), self.method), res.status()),
+            Err(err) => (
+                handles_of(self.method, self.dialect, Cow::Borrowed(UNMATCHED)),
+                err.as_response_error().status_code(),
+            ),
+        };
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        handles.by_class[class]
+            .get_or_init(|| {
+                metrics::counter!(
+                    REQUESTS,
+                    "dialect" => handles.dialect,
+                    "route" => handles.route.clone(),
+                    "method" => handles.method,
+                    "status" => CLASSES[class],
+                )
+            })
+            .increment(1);
+        handles.latency.record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 fn handles_for(req: &HttpRequest, method: u8) -> Rc<Handles> {

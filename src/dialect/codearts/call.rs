@@ -54,7 +54,7 @@ impl Call {
             .collect();
         let token = req
             .headers()
-            .get("x-auth-token")
+            .get(header::HeaderName::from_static("x-auth-token"))
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())

@@ -101,7 +101,7 @@ async fn github_headers(
     };
     let asked = req
         .headers()
-        .get("x-github-api-version")
+        .get(HeaderName::from_static("x-github-api-version"))
         .map(|v| v.to_str().unwrap_or_default().trim().to_string());
     let selected = match asked {
         None => API_VERSIONS[0],

@@ -62,7 +62,8 @@ impl Call {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let params = Params::parse(req.query_string(), content_type, body)?;
-        let header = |name: &str| {
+        // A `HeaderName`, not a `&str`: looking up by text parses (and allocates) the name anew.
+        let header = |name: header::HeaderName| {
             req.headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
@@ -70,7 +71,7 @@ impl Call {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        let token = header("private-token")
+        let token = header(header::HeaderName::from_static("private-token"))
             .or_else(|| http::authorization_token(req, &["bearer"]))
             .or_else(|| params.string("private_token").ok().flatten())
             .or_else(|| params.string("access_token").ok().flatten());

@@ -1,5 +1,6 @@
 //! GitLab's view of the request budget (`http::rate`): the `RateLimit-*` headers, on every answer counted against one.
 
+use std::cell::RefCell;
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -13,18 +14,38 @@ use crate::http::rate::{self, Budget};
 /// `RateLimit-ResetTime` the reset as an HTTP date). Numbers become header values directly: no
 /// string to build and validate again, on every answer.
 fn headers(b: Budget) -> [(&'static str, HeaderValue); 5] {
-    let reset = HttpDate::from(UNIX_EPOCH + Duration::from_secs(b.reset));
-    let date = reset
-        .try_into_value()
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    let [limit, reset, date] = WINDOW
+        .with(|window| {
+            let mut window = window.borrow_mut();
+            if window
+                .as_ref()
+                .is_none_or(|(key, _)| *key != (b.limit, b.reset))
+            {
+                let date = HttpDate::from(UNIX_EPOCH + Duration::from_secs(b.reset))
+                    .try_into_value()
+                    .unwrap_or_else(|_| HeaderValue::from_static(""));
+                *window = Some(((b.limit, b.reset), [b.limit.into(), b.reset.into(), date]));
+            }
+            window.as_ref().map(|(_, values)| values.clone())
+        })
+        .expect("filled above");
     [
-        ("ratelimit-limit", b.limit.into()),
+        ("ratelimit-limit", limit),
         ("ratelimit-observed", b.used.into()),
         ("ratelimit-remaining", b.remaining.into()),
-        ("ratelimit-reset", b.reset.into()),
+        ("ratelimit-reset", reset),
         ("ratelimit-resettime", date),
     ]
 }
+
+thread_local! {
+    /// The values that stay the same for a whole window (the limit, the reset and its date),
+    /// made once per window and worker rather than on every answer.
+    static WINDOW: RefCell<Option<Window>> = const { RefCell::new(None) };
+}
+
+/// (limit, reset) and their header values with the reset's date.
+type Window = ((u64, u64), [HeaderValue; 3]);
 
 /// Stamps the budget the request was counted against, if any, on its answer (a 429 included).
 pub(super) async fn stamp(

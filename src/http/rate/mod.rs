@@ -18,9 +18,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use actix_web::dev::ServiceRequest;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use ipnet::IpNet;
 
@@ -337,31 +335,28 @@ fn exempt(path: &str) -> bool {
     path.starts_with("/internal/")
 }
 
-/// Finds the client's address, refuses it while banned (before any credential is looked at)
-/// and attaches the `Caller` the dialects count failures and budgets through.
-pub async fn guard(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let limiter = req.app_data::<web::Data<Limiter>>().cloned();
-    let Some(limiter) = limiter.filter(|_| !exempt(req.path())) else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
+/// Finds the client's address, refuses it while banned (before any credential is looked at:
+/// `Some` is the refusal) and attaches the `Caller` the dialects count failures and budgets
+/// through.
+pub fn admit(req: &ServiceRequest) -> Option<HttpResponse> {
+    let limiter = req.app_data::<web::Data<Limiter>>()?;
+    if exempt(req.path()) {
+        return None;
+    }
     let ip = address::client(
         req.peer_addr().map(|a| a.ip()),
         req.headers(),
         &limiter.settings.trusted_proxies,
     );
     if let Some(left) = ip.and_then(|ip| limiter.banned(ip)) {
-        let res = (limiter.refuse)(req.path(), left);
-        return Ok(req.into_response(res).map_into_boxed_body());
+        return Some((limiter.refuse)(req.path(), left));
     }
     req.extensions_mut().insert(Arc::new(Caller {
         ip,
-        limiter: Some(limiter),
+        limiter: Some(limiter.clone()),
         budget: OnceLock::new(),
     }));
-    Ok(next.call(req).await?.map_into_boxed_body())
+    None
 }
 
 #[cfg(test)]
