@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Gateway, access_key, fresh_key, signed};
+use common::{Gateway, access_key, add_key, fresh_key, signed};
 use serde_json::json;
 
 /// One scrape: every sample line, keyed by its name and labels as written.
@@ -465,23 +465,15 @@ fn every_reason_the_ssh_door_gives_is_counted() {
     let gw = Gateway::start();
     let seed = gw.seed();
     let secret = format!("Bearer {}", gw.internal_secret());
-    let add = |can_push: bool, expires_at: Option<String>| {
-        let mut body =
-            json!({"title": "door", "key": fresh_key("door@host"), "can_push": can_push});
-        if let Some(at) = expires_at {
-            body["expires_at"] = json!(at);
-        }
-        gw.req(
-            "POST",
-            &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+    let add = |can_push: bool, expires_at: Option<&str>| {
+        add_key(
+            &gw,
+            &seed.alice,
+            seed.widgets,
+            &fresh_key("door@host"),
+            can_push,
+            expires_at,
         )
-        .token(&seed.alice)
-        .json(&body)
-        .send()
-        .expect(201)
-        .json()["id"]
-            .as_i64()
-            .unwrap()
     };
     let access = |key_id: i64, repository: &str, action: &str, status: u16| {
         gw.req("POST", "/internal/ssh/access")
@@ -497,7 +489,8 @@ fn every_reason_the_ssh_door_gives_is_counted() {
     let expiring = add(
         true,
         Some(
-            soon.format(&time::format_description::well_known::Rfc3339)
+            &soon
+                .format(&time::format_description::well_known::Rfc3339)
                 .unwrap(),
         ),
     );
