@@ -259,6 +259,43 @@ fn a_scrape_counts_every_dialect_by_route_template_and_never_the_raw_path() {
     assert_eq!(second.value("keygate_repositories", &[]), 4.0);
 }
 
+/// Paths outside every dialect, which routing sends to the default 404: whatever a client puts
+/// in them (a scanner's guesses, ids), one series per method, never one per path.
+#[test]
+fn a_path_no_route_matches_is_counted_as_unmatched_and_never_by_its_path() {
+    let gw = Gateway::start();
+    let before = Scrape::of(&gw.url);
+    for path in [
+        "/random/abc123",
+        "/random/abc123/deeper/zq7",
+        "/wp-login-x9y8.php",
+    ] {
+        gw.req("GET", path).send().expect(404);
+    }
+    gw.req("POST", "/random/abc123")
+        .json(&json!({}))
+        .send()
+        .expect(404);
+    let after = Scrape::of(&gw.url);
+    let unmatched = |s: &Scrape, method: &str| requests(s, "other", "unmatched", method, "4xx");
+    assert_eq!(
+        unmatched(&after, "GET") - unmatched(&before, "GET"),
+        3.0,
+        "{}",
+        after.text
+    );
+    assert_eq!(unmatched(&after, "POST") - unmatched(&before, "POST"), 1.0);
+    let latency = [("dialect", "other"), ("route", "unmatched")];
+    assert!(
+        after.value("keygate_http_request_duration_seconds_count", &latency)
+            - before.value("keygate_http_request_duration_seconds_count", &latency)
+            >= 4.0
+    );
+    for raw in ["random", "abc123", "zq7", "wp-login"] {
+        assert!(!after.text.contains(raw), "{raw} leaked into the scrape");
+    }
+}
+
 #[test]
 fn promtool_accepts_a_live_scrape() {
     let gw = Gateway::start();
