@@ -351,6 +351,59 @@ fn an_import_records_each_key_it_creates_or_joins_and_a_rerun_records_nothing() 
     assert_eq!(joined[1]["key_id"], created[1]["key_id"]);
 }
 
+/// "imported N, already present M, refused R" as two numbers, after checking nothing was refused.
+fn imported_and_present(out: &Output) -> (usize, usize) {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let numbers: Vec<usize> = report
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 3, "{report}");
+    assert_eq!(numbers[2], 0, "{report}");
+    (numbers[0], numbers[1])
+}
+
+/// Two imports of one file into one repository at once, as a deployment script run on every
+/// gateway host would start them. On PostgreSQL their chunks race under SERIALIZABLE: the loser
+/// of each race must run again and find the winner's keys, never fail or import part of a file.
+#[test]
+fn two_imports_of_one_file_at_once_both_succeed_and_store_each_key_once() {
+    let gw = Gateway::start();
+    gw.seed();
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = KeyFile::default();
+    // More than two chunks, so the two runs meet more than once.
+    let keys = 2 * keygate::core::IMPORT_CHUNK + 500;
+    for i in 0..keys {
+        file.add(&common::fresh_key(&format!("host-{i}")));
+    }
+    let path = file.write(dir.path());
+    let runs: Vec<Output> = std::thread::scope(|scope| {
+        let both: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| import(&gw, &path, &["--repo", "acme/widgets"])))
+            .collect();
+        both.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    let (a, b) = (
+        imported_and_present(&runs[0]),
+        imported_and_present(&runs[1]),
+    );
+    assert_eq!(a.0 + b.0, keys, "each key imported by one run: {a:?} {b:?}");
+    assert_eq!(a.1 + b.1, keys, "and found present by the other");
+    let created = key_events(&gw);
+    assert_eq!(created.len(), keys, "one record per key");
+    let ids: std::collections::HashSet<i64> = created
+        .iter()
+        .map(|e| {
+            assert_eq!(e["action"], "deploy_key.create");
+            e["key_id"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), keys);
+}
+
 #[test]
 fn the_progress_bar_shows_on_a_terminal_only() {
     let gw = Gateway::start();

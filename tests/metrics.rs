@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Gateway, access_key, fresh_key, signed};
+use common::{Gateway, access_key, add_key, fresh_key, signed};
 use serde_json::json;
 
 /// One scrape: every sample line, keyed by its name and labels as written.
@@ -259,6 +259,43 @@ fn a_scrape_counts_every_dialect_by_route_template_and_never_the_raw_path() {
     assert_eq!(second.value("keygate_repositories", &[]), 4.0);
 }
 
+/// Paths outside every dialect, which routing sends to the default 404: whatever a client puts
+/// in them (a scanner's guesses, ids), one series per method, never one per path.
+#[test]
+fn a_path_no_route_matches_is_counted_as_unmatched_and_never_by_its_path() {
+    let gw = Gateway::start();
+    let before = Scrape::of(&gw.url);
+    for path in [
+        "/random/abc123",
+        "/random/abc123/deeper/zq7",
+        "/wp-login-x9y8.php",
+    ] {
+        gw.req("GET", path).send().expect(404);
+    }
+    gw.req("POST", "/random/abc123")
+        .json(&json!({}))
+        .send()
+        .expect(404);
+    let after = Scrape::of(&gw.url);
+    let unmatched = |s: &Scrape, method: &str| requests(s, "other", "unmatched", method, "4xx");
+    assert_eq!(
+        unmatched(&after, "GET") - unmatched(&before, "GET"),
+        3.0,
+        "{}",
+        after.text
+    );
+    assert_eq!(unmatched(&after, "POST") - unmatched(&before, "POST"), 1.0);
+    let latency = [("dialect", "other"), ("route", "unmatched")];
+    assert!(
+        after.value("keygate_http_request_duration_seconds_count", &latency)
+            - before.value("keygate_http_request_duration_seconds_count", &latency)
+            >= 4.0
+    );
+    for raw in ["random", "abc123", "zq7", "wp-login"] {
+        assert!(!after.text.contains(raw), "{raw} leaked into the scrape");
+    }
+}
+
 #[test]
 fn promtool_accepts_a_live_scrape() {
     let gw = Gateway::start();
@@ -465,23 +502,15 @@ fn every_reason_the_ssh_door_gives_is_counted() {
     let gw = Gateway::start();
     let seed = gw.seed();
     let secret = format!("Bearer {}", gw.internal_secret());
-    let add = |can_push: bool, expires_at: Option<String>| {
-        let mut body =
-            json!({"title": "door", "key": fresh_key("door@host"), "can_push": can_push});
-        if let Some(at) = expires_at {
-            body["expires_at"] = json!(at);
-        }
-        gw.req(
-            "POST",
-            &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
+    let add = |can_push: bool, expires_at: Option<&str>| {
+        add_key(
+            &gw,
+            &seed.alice,
+            seed.widgets,
+            &fresh_key("door@host"),
+            can_push,
+            expires_at,
         )
-        .token(&seed.alice)
-        .json(&body)
-        .send()
-        .expect(201)
-        .json()["id"]
-            .as_i64()
-            .unwrap()
     };
     let access = |key_id: i64, repository: &str, action: &str, status: u16| {
         gw.req("POST", "/internal/ssh/access")
@@ -497,7 +526,8 @@ fn every_reason_the_ssh_door_gives_is_counted() {
     let expiring = add(
         true,
         Some(
-            soon.format(&time::format_description::well_known::Rfc3339)
+            &soon
+                .format(&time::format_description::well_known::Rfc3339)
                 .unwrap(),
         ),
     );

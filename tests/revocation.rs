@@ -48,14 +48,7 @@ fn gitlab_list_ids(gw: &Gateway, token: &str) -> Vec<Vec<i64>> {
 
 fn add_key(gw: &Gateway, seed: &Seed) -> i64 {
     assert_eq!(seed.widgets, 1);
-    gw.req("POST", "/api/v4/projects/1/deploy_keys")
-        .token(&seed.alice)
-        .json(&json!({"title": "ci", "key": fresh_key("ci")}))
-        .send()
-        .expect(201)
-        .json()["id"]
-        .as_i64()
-        .unwrap()
+    common::add_key(gw, &seed.alice, seed.widgets, &fresh_key("ci"), false, None)
 }
 
 #[test]

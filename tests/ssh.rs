@@ -175,19 +175,14 @@ impl Door {
 
     /// Adds a deploy key through the GitLab API as alice (a maintainer); returns its id.
     fn add_key(&self, repo: i64, public: &str, can_push: bool, expires_at: Option<&str>) -> i64 {
-        let mut body = json!({"title": "door", "key": public, "can_push": can_push});
-        if let Some(at) = expires_at {
-            body["expires_at"] = json!(at);
-        }
-        self.gw
-            .req("POST", &format!("/api/v4/projects/{repo}/deploy_keys"))
-            .token(&self.seed.alice)
-            .json(&body)
-            .send()
-            .expect(201)
-            .json()["id"]
-            .as_i64()
-            .unwrap()
+        common::add_key(
+            &self.gw,
+            &self.seed.alice,
+            repo,
+            public,
+            can_push,
+            expires_at,
+        )
     }
 
     fn ssh_command(&self, key: &Path) -> String {
@@ -577,14 +572,14 @@ fn the_forced_command_refuses_with_the_gateways_reason_and_fails_closed() {
     std::fs::write(&secret, gw.internal_secret()).unwrap();
     let git_root = dir.path().join("git");
     let add = |repo: i64, can_push: bool| -> i64 {
-        gw.req("POST", &format!("/api/v4/projects/{repo}/deploy_keys"))
-            .token(&seed.alice)
-            .json(&json!({"title": "t", "key": common::fresh_key("k"), "can_push": can_push}))
-            .send()
-            .expect(201)
-            .json()["id"]
-            .as_i64()
-            .unwrap()
+        common::add_key(
+            &gw,
+            &seed.alice,
+            repo,
+            &common::fresh_key("k"),
+            can_push,
+            None,
+        )
     };
     let read_only = add(seed.widgets, false);
     let stderr = |out: Output| {
@@ -668,18 +663,7 @@ fn stage_one_prints_one_forced_command_line_for_an_active_key_only() {
     let out = authorized_keys(&gw, &secret, &["git", &kind, &b64]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), "");
-    let id = gw
-        .req(
-            "POST",
-            &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
-        )
-        .token(&seed.alice)
-        .json(&json!({"title": "t", "key": public}))
-        .send()
-        .expect(201)
-        .json()["id"]
-        .as_i64()
-        .unwrap();
+    let id = common::add_key(&gw, &seed.alice, seed.widgets, &public, false, None);
     let out = authorized_keys(&gw, &secret, &["git", &kind, &b64]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let printed = text(&out.stdout);
@@ -730,14 +714,7 @@ fn internal_routes_refuse_requests_without_the_secret() {
     let gw = Gateway::start();
     let seed = gw.seed();
     let public = common::fresh_key("internal");
-    gw.req(
-        "POST",
-        &format!("/api/v4/projects/{}/deploy_keys", seed.widgets),
-    )
-    .token(&seed.alice)
-    .json(&json!({"title": "t", "key": public}))
-    .send()
-    .expect(201);
+    common::add_key(&gw, &seed.alice, seed.widgets, &public, false, None);
     let fingerprint = gw
         .req(
             "GET",

@@ -1000,3 +1000,140 @@ fn a_lost_serialization_race_is_retried_and_counted() {
     drop(store);
     drop(schema);
 }
+
+conformance!(
+    many_rows_at_once_are_found_attached_and_refused_alike,
+    |store| {
+        let (_, repo_id) = repo(&store, "many", "r");
+        w(&store, |db| {
+            db.insert_keys(&[
+                key("SHA256:m1", "1", false, None),
+                key("SHA256:m2", "2", false, None),
+            ])
+        });
+        let found = r(&store, |db| {
+            db.keys_by_sha256_many(&["SHA256:m1", "SHA256:absent", "SHA256:m2"])
+        });
+        let mut fingerprints: Vec<&str> = found
+            .iter()
+            .map(|k| k.fingerprint_sha256.as_str())
+            .collect();
+        fingerprints.sort_unstable();
+        assert_eq!(fingerprints, ["SHA256:m1", "SHA256:m2"]);
+        let ids: Vec<i64> = found.iter().map(|k| k.id).collect();
+        assert!(r(&store, |db| db.linked_key_ids(repo_id, &ids)).is_empty());
+        w(&store, |db| db.insert_links(repo_id, &ids[..1], true, None));
+        assert_eq!(r(&store, |db| db.linked_key_ids(repo_id, &ids)), [ids[0]]);
+
+        // A row already there, or one given twice, fails the whole statement as a single INSERT
+        // would, and the transaction leaves nothing behind.
+        let err = store
+            .write(|db| db.insert_links(repo_id, &ids, false, None))
+            .unwrap_err();
+        assert_eq!(unique(err), "key_links.repo_id, key_links.key_id");
+        let err = store
+            .write(|db| {
+                db.insert_keys(&[
+                    key("SHA256:m3", "3", false, None),
+                    key("SHA256:m1", "1", false, None),
+                ])
+            })
+            .unwrap_err();
+        assert_eq!(unique(err), "deploy_keys.fingerprint_sha256");
+        let err = store
+            .write(|db| {
+                db.insert_keys(&[
+                    key("SHA256:m3", "3", false, None),
+                    key("SHA256:m3", "3", false, None),
+                ])
+            })
+            .unwrap_err();
+        assert_eq!(unique(err), "deploy_keys.fingerprint_sha256");
+        assert_eq!(r(&store, |db| db.linked_key_ids(repo_id, &ids)), [ids[0]]);
+        assert!(r(&store, |db| db.key_by_sha256("SHA256:m3")).is_none());
+    }
+);
+
+/// A PostgreSQL writer that looks rows up and finds none, then inserts them with one many-row
+/// statement, while another writer inserts one of them without looking first (as an admin's
+/// instance-wide key is made) and commits in between. The first must be retried and then find
+/// the row, as an import chunk does: a unique violation would fail the import part-way.
+fn a_many_row_insert_races_a_blind_writer(
+    store: &Store,
+    absent: impl Fn(&Db) -> Result<bool, StoreError> + Sync,
+    insert: impl Fn(&Db) -> Result<(), StoreError> + Sync,
+    blind: impl Fn(&Db) -> Result<(), StoreError>,
+) {
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (looked, committed) = (Barrier::new(2), Barrier::new(2));
+    let runs = AtomicUsize::new(0);
+    let inserted: Result<bool, StoreError> = std::thread::scope(|scope| {
+        let careful = scope.spawn(|| {
+            store.write(|db| {
+                let first = runs.fetch_add(1, Ordering::SeqCst) == 0;
+                let none = absent(db)?;
+                // The other writer's whole transaction, between this one's look and its insert.
+                if first {
+                    looked.wait();
+                    committed.wait();
+                }
+                if none {
+                    insert(db)?;
+                }
+                Ok(none)
+            })
+        });
+        looked.wait();
+        let blind_result = store.write(&blind);
+        committed.wait();
+        blind_result.expect("the blind writer commits");
+        careful.join().unwrap()
+    });
+    assert!(
+        !inserted.expect("retried, not refused"),
+        "the retry found the row"
+    );
+    assert!(runs.into_inner() >= 2, "the first run lost");
+}
+
+#[test]
+fn a_many_row_insert_that_loses_to_a_blind_writer_is_retried() {
+    if std::env::var_os("KEYGATE_TEST_POSTGRES_URL").is_none() {
+        eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL unset (SQLite has one writer)");
+        return;
+    }
+    let schema = common::PgSchema::create();
+    let store = Store::open(std::path::Path::new(&schema.url)).unwrap();
+    let (_, repo_id) = repo(&store, "race", "r");
+
+    // Keys: the lookup finds neither, the blind writer makes the second.
+    let fingerprints = ["SHA256:race1", "SHA256:race2"];
+    a_many_row_insert_races_a_blind_writer(
+        &store,
+        |db| Ok(db.keys_by_sha256_many(&fingerprints)?.is_empty()),
+        |db| {
+            db.insert_keys(&[
+                key(fingerprints[0], "1", false, None),
+                key(fingerprints[1], "2", false, None),
+            ])
+        },
+        |db| {
+            db.insert_key(&key(fingerprints[1], "2", true, None))
+                .map(drop)
+        },
+    );
+
+    // Links: the same race on (repository, key).
+    let id = w(&store, |db| {
+        db.insert_key(&key("SHA256:race3", "3", false, None))
+    });
+    a_many_row_insert_races_a_blind_writer(
+        &store,
+        |db| Ok(db.linked_key_ids(repo_id, &[id])?.is_empty()),
+        |db| db.insert_links(repo_id, &[id], false, None),
+        |db| db.insert_link(repo_id, id, true, None),
+    );
+    drop(store);
+    drop(schema);
+}

@@ -206,12 +206,17 @@ pub trait Queries {
         }
         Ok(linked)
     }
+    /// Inserts every key, or fails as `insert_key` would on the first duplicate. Where another
+    /// writer committed one of them since the caller looked (PostgreSQL, several gateways) the
+    /// transaction is retried, never failed with a unique violation.
     fn insert_keys(&self, new: &[NewKey]) -> Result<()> {
         for key in new {
             self.insert_key(key)?;
         }
         Ok(())
     }
+    /// Attaches every key to the repository, or fails as `insert_link` would; a link another
+    /// writer committed since the caller looked is retried as `insert_keys` says.
     fn insert_links(
         &self,
         repo_id: i64,

@@ -487,6 +487,30 @@ pub fn fresh_key(comment: &str) -> String {
     format!("ssh-ed25519 {b64} {comment}")
 }
 
+/// Adds `public` as a deploy key of repository `repo` through the GitLab API, with the token
+/// of a user who may (a maintainer's); returns its id.
+pub fn add_key(
+    gw: &Gateway,
+    token: &str,
+    repo: i64,
+    public: &str,
+    can_push: bool,
+    expires_at: Option<&str>,
+) -> i64 {
+    let mut body = serde_json::json!({"title": "deploy", "key": public, "can_push": can_push});
+    if let Some(at) = expires_at {
+        body["expires_at"] = serde_json::json!(at);
+    }
+    gw.req("POST", &format!("/api/v4/projects/{repo}/deploy_keys"))
+        .token(token)
+        .json(&body)
+        .send()
+        .expect(201)
+        .json()["id"]
+        .as_i64()
+        .unwrap()
+}
+
 /// Parses a `Link` header into rel -> URL.
 pub fn links(header: &str) -> HashMap<String, String> {
     header

@@ -4,8 +4,8 @@ use postgres::Row;
 
 use super::{PgDb, Result};
 use crate::store::{
-    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope, Token,
-    User, now_ms,
+    DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey, Repository, Role, Scope,
+    StoreError, Token, User, now_ms,
 };
 
 const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
@@ -420,17 +420,26 @@ impl PgDb<'_> {
     }
 
     /// One INSERT of every key, each column sent as one array.
+    ///
+    /// `ON CONFLICT DO NOTHING` is for the import's race with another gateway: the caller looked
+    /// the fingerprints up in this snapshot and found none, so a conflicting row can only be one
+    /// committed since by a writer that inserted without looking first (an instance-wide key).
+    /// A plain INSERT would report that as a unique violation, which the retry loop does not
+    /// retry; DO NOTHING under SERIALIZABLE reports a row the snapshot cannot see as a
+    /// serialization failure, so the chunk runs again and finds the key. A row it skipped that
+    /// the snapshot can see (a fingerprint given twice, or not looked up) is still refused.
     pub(super) fn insert_keys<'k>(&self, new: &[NewKey<'k>]) -> Result<()> {
         let column = |f: fn(&NewKey<'k>) -> &'k str| new.iter().map(f).collect::<Vec<_>>();
         let bits: Vec<i32> = new.iter().map(|k| k.bits as i32).collect();
         let public: Vec<bool> = new.iter().map(|k| k.public).collect();
         let owner: Vec<Option<i64>> = new.iter().map(|k| k.owner_id).collect();
         let expires: Vec<Option<i64>> = new.iter().map(|k| k.expires_at).collect();
-        self.exec(
+        let inserted = self.exec(
             "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, \
              title, public, owner_id, expires_at, created_at) \
              SELECT *, $10 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
-             $5::int4[], $6::text[], $7::bool[], $8::int8[], $9::int8[])",
+             $5::int4[], $6::text[], $7::bool[], $8::int8[], $9::int8[]) \
+             ON CONFLICT (fingerprint_sha256) DO NOTHING",
             &[
                 &column(|k| k.fingerprint_sha256),
                 &column(|k| k.fingerprint_md5),
@@ -444,7 +453,7 @@ impl PgDb<'_> {
                 &now_ms(),
             ],
         )?;
-        Ok(())
+        all_inserted(inserted, new.len(), "deploy_keys.fingerprint_sha256")
     }
 
     pub(super) fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
@@ -519,12 +528,19 @@ impl PgDb<'_> {
         can_push: bool,
         added_by: Option<i64>,
     ) -> Result<()> {
-        self.exec(
+        // Conflict-safe as `insert_keys` is, against a link committed since the caller's
+        // `linked_key_ids` found none.
+        let inserted = self.exec(
             "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at, updated_at) \
-             SELECT $1, key_id, $3, $4, $5, $5 FROM unnest($2::int8[]) AS key_id",
+             SELECT $1, key_id, $3, $4, $5, $5 FROM unnest($2::int8[]) AS key_id \
+             ON CONFLICT (repo_id, key_id) DO NOTHING",
             &[&repo_id, &key_ids, &can_push, &added_by, &now_ms()],
         )?;
-        Ok(())
+        all_inserted(
+            inserted,
+            key_ids.len(),
+            "key_links.repo_id, key_links.key_id",
+        )
     }
 
     pub(super) fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
@@ -934,5 +950,15 @@ impl PgDb<'_> {
              WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)",
             &[&key_id, &now, &fresh_after],
         )? == 1)
+    }
+}
+
+/// A many-row INSERT ... ON CONFLICT DO NOTHING that skipped a row this transaction can see
+/// fails as the plain INSERT (and SQLite's row-by-row default) would: a unique violation.
+fn all_inserted(inserted: u64, wanted: usize, unique: &str) -> Result<()> {
+    if inserted == wanted as u64 {
+        Ok(())
+    } else {
+        Err(StoreError::Unique(unique.to_string()))
     }
 }
