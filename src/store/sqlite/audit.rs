@@ -57,7 +57,7 @@ fn conditions(filter: &AuditFilter) -> (String, Vec<Value>) {
 impl SqliteDb<'_> {
     pub(super) fn token_by_id(&self, id: i64) -> Result<Option<(Token, User)>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT t.id, t.user_id, t.scope, t.expires_at, t.created_at, u.username, u.admin, u.created_at \
                  FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?1",
@@ -87,7 +87,7 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn insert_audit_event(&self, e: &AuditEvent) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO audit_events (created_at, actor_kind, actor_id, actor_name, dialect, method, \
                  route, request_id, client_addr, action, repo_id, repo_path, key_id, fingerprint, \
@@ -113,12 +113,12 @@ impl SqliteDb<'_> {
                 e.user_name,
                 e.details
             ])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub(super) fn audit_event(&self, id: i64) -> Result<Option<AuditEvent>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!("SELECT {COLS} FROM audit_events WHERE id = ?1"))?
             .query_row([id], event_at)
             .optional()?)
@@ -135,7 +135,7 @@ impl SqliteDb<'_> {
         let n = values.len();
         values.push(Value::Integer(i64::from(limit)));
         values.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {COLS} FROM audit_events {clause} ORDER BY id {order} LIMIT ?{} + 0 OFFSET ?{} + 0",
             n + 1,
             n + 2
@@ -148,7 +148,7 @@ impl SqliteDb<'_> {
         let (clause, mut values) = conditions(filter);
         values.push(Value::Integer(i64::try_from(upto).unwrap_or(i64::MAX)));
         let n: i64 = self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM audit_events {clause} LIMIT ?{} + 0)",
                 values.len()
@@ -159,7 +159,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn prune_audit_events(&self, before: i64) -> Result<u64> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM audit_events WHERE created_at < ?1")?
             .execute([before])? as u64)
     }

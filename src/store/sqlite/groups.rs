@@ -23,11 +23,11 @@ impl SqliteDb<'_> {
     /// Records a signature as used until `expires_at`; false if it was used before. Forgets
     /// signatures that have expired, which can no longer verify anyway.
     pub(super) fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool> {
-        self.conn
+        self.conn()
             .prepare_cached("DELETE FROM used_signatures WHERE expires_at < ?1")?
             .execute([now_ms()])?;
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "INSERT INTO used_signatures (signature, expires_at) VALUES (?1, ?2) \
                  ON CONFLICT (signature) DO NOTHING",
@@ -44,19 +44,19 @@ impl SqliteDb<'_> {
         access_key: &str,
         secret_key: &str,
     ) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO access_keys (user_id, access_key, secret_key, created_at) \
                  VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![user_id, access_key, secret_key, now_ms()])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     /// The user an access key belongs to, and its secret.
     pub(super) fn access_key_owner(&self, access_key: &str) -> Result<Option<(User, String)>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT u.id, u.username, u.admin, u.created_at, a.secret_key \
                  FROM access_keys a JOIN users u ON u.id = a.user_id WHERE a.access_key = ?1",
@@ -78,7 +78,7 @@ impl SqliteDb<'_> {
     /// A user's access keys (never the secrets), oldest first.
     pub(super) fn access_keys_of(&self, user_id: i64) -> Result<Vec<String>> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT access_key FROM access_keys WHERE user_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([user_id], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -86,7 +86,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn delete_access_key(&self, access_key: &str) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM access_keys WHERE access_key = ?1")?
             .execute([access_key])?
             > 0)
@@ -96,7 +96,7 @@ impl SqliteDb<'_> {
 
     /// Declares `child` a submodule of `parent`; declaring it twice changes nothing.
     pub(super) fn insert_submodule(&self, parent_id: i64, child_id: i64) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO submodules (parent_id, child_id, created_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (parent_id, child_id) DO NOTHING",
@@ -107,7 +107,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn delete_submodule(&self, parent_id: i64, child_id: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM submodules WHERE parent_id = ?1 AND child_id = ?2")?
             .execute([parent_id, child_id])?
             > 0)
@@ -115,7 +115,7 @@ impl SqliteDb<'_> {
 
     /// The ids of a repository's submodules, in id order.
     pub(super) fn submodule_ids(&self, parent_id: i64) -> Result<Vec<i64>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT child_id FROM submodules WHERE parent_id = ?1 ORDER BY child_id",
         )?;
         let rows = stmt.query_map([parent_id], |r| r.get(0))?;
@@ -130,7 +130,7 @@ impl SqliteDb<'_> {
         key_id: i64,
         application: &str,
     ) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO key_link_applications (repo_id, key_id, application) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (repo_id, key_id) DO UPDATE SET application = excluded.application",
@@ -141,7 +141,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn link_application(&self, repo_id: i64, key_id: i64) -> Result<Option<String>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT application FROM key_link_applications WHERE repo_id = ?1 AND key_id = ?2",
             )?
@@ -153,7 +153,7 @@ impl SqliteDb<'_> {
 
     /// Every namespace, by path.
     pub(super) fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT id, parent_id, name, full_path, uuid, created_at FROM namespaces ORDER BY full_path",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -173,7 +173,7 @@ impl SqliteDb<'_> {
     /// namespace or below it.
     pub(super) fn namespace_roles(&self, namespace_id: i64, user_id: i64) -> Result<(bool, bool)> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "{SUBTREE} SELECT COUNT(*) > 0, COALESCE(SUM(m.role = 'maintainer'), 0) > 0 \
                  FROM memberships m JOIN repositories r ON r.id = m.repo_id \
@@ -192,12 +192,12 @@ impl SqliteDb<'_> {
         limit: u32,
     ) -> Result<(Vec<i64>, u64)> {
         let total: i64 = self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "{SUBTREE} SELECT COUNT(DISTINCT l.key_id) {GROUP_LINKS}"
             ))?
             .query_row(params![namespace_id, viewer], |r| r.get(0))?;
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "{SUBTREE} SELECT DISTINCT l.key_id {GROUP_LINKS} ORDER BY l.key_id LIMIT ?3 + 0 OFFSET ?4 + 0"
         ))?;
         let rows = stmt.query_map(params![namespace_id, viewer, limit, offset as i64], |r| {
@@ -215,7 +215,7 @@ impl SqliteDb<'_> {
         key_id: i64,
     ) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "{SUBTREE} SELECT EXISTS (SELECT 1 {GROUP_LINKS} AND l.key_id = ?3)"
             ))?

@@ -1,17 +1,20 @@
 //! A worker's memo of rows it read in earlier sessions, kept only while no connection has committed since.
 //!
 //! Every request authenticates and finds its repository again; on an unchanged database those
-//! lookups return what they returned the request before. `PRAGMA data_version` on the session's
-//! connection changes whenever any other connection, of this process or another, has committed
-//! (SQLite's own change counter, read from the WAL index as the snapshot is taken), and this
-//! connection never writes. So the memo is emptied at the start of every session whose version
-//! differs, and a revocation committed anywhere counts at the very next request, as without it.
+//! lookups return what they returned the request before. The WAL index's header
+//! (`wal_index.rs`) changes whenever any connection, of this process or another, commits. So
+//! the memo is tagged with the header read as its rows' session began (before that session's
+//! snapshot), and emptied at the start of every session that finds another header: a
+//! revocation committed anywhere counts at the very next request, as without it. Rows a session
+//! reads are kept under the tag it began with; had something committed in between, the header
+//! already differs and the next session empties them.
 //! Only rows are kept: expiry and every other rule that depends on the clock run on each request.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::hash::Hash;
 
+use super::wal_index::Header;
 use super::{LinkedKey, Repository, Role, Token, User};
 
 /// Entries a table holds before it is emptied, so that a stream of unknown tokens or of
@@ -37,9 +40,9 @@ impl<K, V> Default for Table<K, V> {
 
 #[derive(Default)]
 pub(super) struct Memo {
-    /// The connection's `PRAGMA data_version` when these rows were read; `None` while nothing
-    /// may be kept (the version could not be read, or the session wrote).
-    version: Option<i64>,
+    /// The WAL-index header as the session that read these rows began; `None` while nothing
+    /// may be kept (the header could not be read, or the session wrote).
+    version: Option<Header>,
     pub(super) tokens: Table<Vec<u8>, Option<(Token, User)>>,
     pub(super) repos_by_id: Table<i64, Option<Repository>>,
     pub(super) repos_by_path: Table<String, Option<Repository>>,
@@ -50,8 +53,8 @@ pub(super) struct Memo {
 }
 
 impl Memo {
-    /// Called as a session starts, with the version its snapshot carries.
-    pub(super) fn validate(&mut self, version: Option<i64>) {
+    /// Called as a session starts, with the header read before its snapshot.
+    pub(super) fn validate(&mut self, version: Option<Header>) {
         if version.is_none() || version != self.version {
             *self = Memo {
                 version,
@@ -63,6 +66,12 @@ impl Memo {
     /// Forgets everything until the next session: this one's snapshot changed under it.
     pub(super) fn invalidate(&mut self) {
         self.validate(None);
+    }
+
+    /// Whether rows may be served and kept: the header was read and nothing since changed it
+    /// in this session's view.
+    pub(super) fn version(&self) -> Option<&Header> {
+        self.version.as_ref()
     }
 }
 
@@ -96,6 +105,10 @@ where
     MISSES.with(|m| m.set(m.get() + 1));
     let value = read()?;
     let mut memo = memo.borrow_mut();
+    // The read may have found the database changed under the session (`Local::begin`).
+    if memo.version.is_none() {
+        return Ok(value);
+    }
     let rows = &mut table(&mut memo).0;
     if rows.len() >= CAP {
         rows.clear();

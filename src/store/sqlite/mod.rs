@@ -9,6 +9,7 @@ mod plans;
 mod queries;
 mod session;
 mod ssh;
+mod wal_index;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -216,10 +217,11 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        if let Some((conn, memo)) = self.sessions.current() {
+        if let Some(local) = self.sessions.current() {
             return f(&SqliteDb {
-                conn,
-                memo: Some(memo),
+                conn: local.conn(),
+                memo: Some(local.memo()),
+                session: Some(local),
             });
         }
         let conn = self.pool.get().map_err(StoreError::from)?;
@@ -235,6 +237,7 @@ impl SqliteStore {
         f(&SqliteDb {
             conn: &conn,
             memo: None,
+            session: None,
         })
     }
 
@@ -254,7 +257,13 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let out = self.writer.run(|conn| f(&SqliteDb { conn, memo: None }));
+        let out = self.writer.run(|conn| {
+            f(&SqliteDb {
+                conn,
+                memo: None,
+                session: None,
+            })
+        });
         // Reads after a write in the same session must see it.
         self.sessions.refresh();
         out
@@ -269,9 +278,13 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let out = self
-            .writer
-            .run_alone(|conn| f(&SqliteDb { conn, memo: None }));
+        let out = self.writer.run_alone(|conn| {
+            f(&SqliteDb {
+                conn,
+                memo: None,
+                session: None,
+            })
+        });
         self.sessions.refresh();
         out
     }
@@ -299,9 +312,21 @@ fn end_read(conn: &Connection) {
 
 /// A connection inside a transaction opened by `SqliteStore::read` or `SqliteStore::write`.
 pub struct SqliteDb<'a> {
+    /// Through `conn()`, which begins a session's transaction first.
     conn: &'a Connection,
     /// A read session's memo (`memo.rs`); `None` on pooled reads and on the writer.
     memo: Option<&'a std::cell::RefCell<memo::Memo>>,
+    session: Option<&'a session::Local>,
+}
+
+impl SqliteDb<'_> {
+    /// The connection, for a statement: inside a session, its transaction has begun.
+    fn conn(&self) -> &Connection {
+        if let Some(session) = self.session {
+            session.begin();
+        }
+        self.conn
+    }
 }
 
 // Each statement lives once, as an inherent method in queries.rs, groups.rs or ssh.rs; the

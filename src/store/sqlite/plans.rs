@@ -56,6 +56,7 @@ fn the_million_key_operations_walk_indexes_only() {
     let db = SqliteDb {
         conn: &tx,
         memo: None,
+        session: None,
     };
     let admin = db.insert_user("root", true).unwrap();
     db.insert_token(admin, b"hash", Scope::Api, None).unwrap();

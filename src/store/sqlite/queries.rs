@@ -87,15 +87,15 @@ impl SqliteDb<'_> {
     // ---- users and tokens ----
 
     pub(super) fn insert_user(&self, username: &str, admin: bool) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached("INSERT INTO users (username, admin, created_at) VALUES (?1, ?2, ?3)")?
             .execute(params![username, admin, now_ms()])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub(super) fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT id, username, admin, created_at FROM users WHERE username = ?1",
             )?
@@ -105,7 +105,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn user_by_id(&self, id: i64) -> Result<Option<User>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT id, username, admin, created_at FROM users WHERE id = ?1")?
             .query_row([id], user_at)
             .optional()?)
@@ -118,7 +118,7 @@ impl SqliteDb<'_> {
         offset: u64,
         limit: u32,
     ) -> Result<Vec<User>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT id, username, admin, created_at FROM users WHERE (?1 IS NULL OR username = ?1) \
              ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0",
         )?;
@@ -128,14 +128,14 @@ impl SqliteDb<'_> {
 
     pub(super) fn count_users(&self, username: Option<&str>) -> Result<u64> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT COUNT(*) FROM users WHERE (?1 IS NULL OR username = ?1)")?
             .query_row([username], |r| r.get::<_, i64>(0))? as u64)
     }
 
     pub(super) fn list_users(&self) -> Result<Vec<User>> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare_cached("SELECT id, username, admin, created_at FROM users ORDER BY id")?;
         let rows = stmt.query_map([], user_at)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -143,7 +143,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn delete_user(&self, id: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM users WHERE id = ?1")?
             .execute([id])?
             > 0)
@@ -156,13 +156,13 @@ impl SqliteDb<'_> {
         scope: Scope,
         expires_at: Option<i64>,
     ) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO tokens (user_id, hash, scope, expires_at, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![user_id, hash, scope.as_str(), expires_at, now_ms()])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     /// The token with this hash and its user.
@@ -173,7 +173,7 @@ impl SqliteDb<'_> {
             hash,
             || {
                 Ok(self
-                    .conn
+                    .conn()
                     .prepare_cached(
                         "SELECT u.id, u.username, u.admin, u.created_at, \
                         t.id, t.scope, t.expires_at, t.created_at \
@@ -203,7 +203,7 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT id, user_id, scope, expires_at, created_at FROM tokens WHERE user_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([user_id], |row| {
@@ -225,7 +225,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn delete_token(&self, id: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM tokens WHERE id = ?1")?
             .execute([id])?
             > 0)
@@ -235,7 +235,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn namespace_by_path(&self, full_path: &str) -> Result<Option<Namespace>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT id, parent_id, name, full_path, uuid, created_at FROM namespaces WHERE full_path = ?1",
             )?
@@ -245,7 +245,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn namespace_by_id(&self, id: i64) -> Result<Option<Namespace>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT id, parent_id, name, full_path, uuid, created_at FROM namespaces WHERE id = ?1",
             )?
@@ -255,7 +255,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT id, parent_id, name, full_path, uuid, created_at FROM namespaces WHERE uuid = ?1",
             )?
@@ -270,13 +270,13 @@ impl SqliteDb<'_> {
         full_path: &str,
         uuid: &str,
     ) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO namespaces (parent_id, name, full_path, uuid, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![parent_id, name, full_path, uuid, now_ms()])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub(super) fn insert_repo(
@@ -286,13 +286,13 @@ impl SqliteDb<'_> {
         name: &str,
         full_path: &str,
     ) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO repositories (id, namespace_id, name, full_path, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![id, namespace_id, name, full_path, now_ms()])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub(super) fn repo_by_id(&self, id: i64) -> Result<Option<Repository>> {
@@ -302,7 +302,7 @@ impl SqliteDb<'_> {
             &id,
             || {
                 Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
                  WHERE r.id = ?1"
@@ -320,7 +320,7 @@ impl SqliteDb<'_> {
             full_path,
             || {
                 Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
                  WHERE r.full_path = ?1"
@@ -333,13 +333,13 @@ impl SqliteDb<'_> {
 
     pub(super) fn count_repos(&self) -> Result<u64> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT COUNT(*) FROM repositories")?
             .query_row([], |r| r.get::<_, i64>(0))? as u64)
     }
 
     pub(super) fn list_repos(&self) -> Result<Vec<Repository>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id ORDER BY r.id"
         ))?;
         let rows = stmt.query_map([], |r| repo_at(r, 0))?;
@@ -349,11 +349,11 @@ impl SqliteDb<'_> {
     /// Deletes the repository; its links go with it, and keys left private and unlinked go too.
     pub(super) fn delete_repo(&self, id: i64) -> Result<bool> {
         let gone = self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM repositories WHERE id = ?1")?
             .execute([id])?
             > 0;
-        self.conn
+        self.conn()
             .prepare_cached(
                 "DELETE FROM deploy_keys WHERE public = 0 \
                  AND NOT EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = deploy_keys.id)",
@@ -363,7 +363,7 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn set_role(&self, repo_id: i64, user_id: i64, role: Role) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO memberships (repo_id, user_id, role) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (repo_id, user_id) DO UPDATE SET role = excluded.role",
@@ -374,7 +374,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn delete_role(&self, repo_id: i64, user_id: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM memberships WHERE repo_id = ?1 AND user_id = ?2")?
             .execute([repo_id, user_id])?
             > 0)
@@ -387,7 +387,7 @@ impl SqliteDb<'_> {
             &(repo_id, user_id),
             || {
                 Ok(self
-                    .conn
+                    .conn()
                     .prepare_cached(
                         "SELECT role FROM memberships WHERE repo_id = ?1 AND user_id = ?2",
                     )?
@@ -403,7 +403,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn key_by_id(&self, id: i64) -> Result<Option<DeployKey>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.id = ?1"
             ))?
@@ -413,7 +413,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1"
             ))?
@@ -423,7 +423,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.fingerprint_md5 = ?1 ORDER BY k.id LIMIT 1"
             ))?
@@ -432,7 +432,7 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn insert_key(&self, new: &NewKey) -> Result<i64> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, \
                  title, public, owner_id, expires_at, created_at) \
@@ -450,11 +450,11 @@ impl SqliteDb<'_> {
                 new.expires_at,
                 now_ms()
             ])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub(super) fn update_key_title(&self, key_id: i64, title: &str) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached("UPDATE deploy_keys SET title = ?2 WHERE id = ?1")?
             .execute(params![key_id, title])?;
         Ok(())
@@ -463,7 +463,7 @@ impl SqliteDb<'_> {
     /// Removes a private key that no repository uses any more; public keys stay.
     pub(super) fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "DELETE FROM deploy_keys WHERE id = ?1 AND public = 0 \
                  AND NOT EXISTS (SELECT 1 FROM key_links WHERE key_id = ?1)",
@@ -479,7 +479,7 @@ impl SqliteDb<'_> {
         can_push: bool,
         added_by: Option<i64>,
     ) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -491,7 +491,7 @@ impl SqliteDb<'_> {
     /// Sets a link's push permission; `updated_at` moves only when the value really changes, as
     /// ActiveRecord leaves an unchanged row (and its timestamp) alone.
     pub(super) fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
-        self.conn
+        self.conn()
             .prepare_cached(
                 "UPDATE key_links SET can_push = ?3, updated_at = ?4 \
                  WHERE repo_id = ?1 AND key_id = ?2 AND can_push != ?3",
@@ -502,7 +502,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn delete_link(&self, repo_id: i64, key_id: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("DELETE FROM key_links WHERE repo_id = ?1 AND key_id = ?2")?
             .execute([repo_id, key_id])?
             > 0)
@@ -510,7 +510,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn link_count(&self, key_id: i64) -> Result<i64> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT COUNT(*) FROM key_links WHERE key_id = ?1")?
             .query_row([key_id], |r| r.get(0))?)
     }
@@ -522,7 +522,7 @@ impl SqliteDb<'_> {
             &(repo_id, key_id),
             || {
                 Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
                  FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
@@ -547,7 +547,7 @@ impl SqliteDb<'_> {
             |m| &mut m.pages,
             &(repo_id, offset, limit),
             || {
-                let mut stmt = self.conn.prepare_cached(&format!(
+                let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
              FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
              LEFT JOIN users u ON u.id = l.added_by \
@@ -569,7 +569,7 @@ impl SqliteDb<'_> {
             &repo_id,
             || {
                 let n: Option<i64> = self
-                    .conn
+                    .conn()
                     .prepare_cached("SELECT n FROM link_counts WHERE repo_id = ?1")?
                     .query_row([repo_id], |r| r.get(0))
                     .optional()?;
@@ -581,7 +581,7 @@ impl SqliteDb<'_> {
 
     /// Every repository a key is attached to, with its push permission there.
     pub(super) fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {REPO_COLS}, l.can_push, l.created_at, l.id, l.updated_at FROM key_links l \
              JOIN repositories r ON r.id = l.repo_id JOIN namespaces n ON n.id = r.namespace_id \
              WHERE l.key_id = ?1 ORDER BY l.id"
@@ -613,7 +613,7 @@ impl SqliteDb<'_> {
             ""
         };
         let order = if range.descending { "DESC" } else { "ASC" };
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {KEY_COLS} FROM deploy_keys k WHERE {public}k.id > ?1 AND k.id < ?2 \
              ORDER BY k.id {order} LIMIT ?3 + 0 OFFSET ?4 + 0"
         ))?;
@@ -633,7 +633,7 @@ impl SqliteDb<'_> {
         // Read from the counters the triggers of migration 0006 keep, not by walking an index:
         // the cost stays the same however many keys the instance holds.
         let n: i64 = self
-            .conn
+            .conn()
             .prepare_cached("SELECT COALESCE(SUM(n), 0) FROM key_counts WHERE public IN (?1, 1)")?
             .query_row([public_only], |r| r.get(0))?;
         Ok((n.max(0) as u64).min(upto))
@@ -642,7 +642,7 @@ impl SqliteDb<'_> {
     /// Whether a user may reuse a key: their own, an instance key, or one on a repository they maintain.
     pub(super) fn key_accessible(&self, key_id: i64, user_id: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM deploy_keys k WHERE k.id = ?1 AND (k.public = 1 OR k.owner_id = ?2 \
                  OR EXISTS (SELECT 1 FROM key_links l JOIN memberships m ON m.repo_id = l.repo_id \
@@ -665,10 +665,10 @@ impl SqliteDb<'_> {
              WHERE (?2 IS NULL OR EXISTS (SELECT 1 FROM memberships v WHERE v.repo_id = l.repo_id \
                     AND v.user_id = ?2 AND v.role = 'maintainer'))";
         let total: i64 = self
-            .conn
+            .conn()
             .prepare_cached(&format!("SELECT COUNT(*) {FROM}"))?
             .query_row(params![target, viewer], |r| r.get(0))?;
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {KEY_COLS} {FROM} ORDER BY l.id LIMIT ?3 + 0 OFFSET ?4 + 0"
         ))?;
         let rows = stmt.query_map(params![target, viewer, limit, offset as i64], |r| {
@@ -680,7 +680,7 @@ impl SqliteDb<'_> {
     /// Whether `target` and `viewer` maintain at least one repository together.
     pub(super) fn share_maintained_repo(&self, target: i64, viewer: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM memberships t JOIN memberships v ON v.repo_id = t.repo_id \
                  WHERE t.user_id = ?1 AND t.role = 'maintainer' AND v.user_id = ?2 AND v.role = 'maintainer')",

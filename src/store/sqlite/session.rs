@@ -1,4 +1,4 @@
-//! Read sessions: every read a request makes shares one snapshot on its worker thread's own connection.
+//! Read sessions: every read a request makes shares one snapshot on its worker thread's own connection, or none at all when the memo answers.
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -7,16 +7,76 @@ use rusqlite::Connection;
 use thread_local::ThreadLocal;
 
 use super::memo::Memo;
+use super::wal_index::{self, Header};
 use super::{Result, end_read, execute};
 
 const SESSION_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// One thread's read connection, whether a session's transaction is open on it, and the rows
-/// its sessions read while the database stayed unchanged.
-struct Local {
+/// One thread's read connection, whether a session is running on it and has begun its
+/// transaction, and the rows its sessions read while the database stayed unchanged.
+pub(super) struct Local {
     conn: Connection,
     open: Cell<bool>,
+    /// A session's transaction begins at its first statement: a session the memo answers whole
+    /// runs none, and so takes no lock.
+    begun: Cell<bool>,
+    /// Whether the connection is in WAL mode, so its WAL-index header may be read.
+    wal: bool,
     memo: RefCell<Memo>,
+}
+
+impl Local {
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(super) fn memo(&self) -> &RefCell<Memo> {
+        &self.memo
+    }
+
+    fn header(&self) -> Option<Header> {
+        if self.wal {
+            wal_index::header(&self.conn)
+        } else {
+            None
+        }
+    }
+
+    /// Begins the session's transaction if it has not: called before each statement.
+    pub(super) fn begin(&self) {
+        if self.begun.get() {
+            return;
+        }
+        self.begun.set(true);
+        if execute(&self.conn, "BEGIN").is_err() {
+            // Each statement then reads on its own, still consistent in itself.
+            self.memo.borrow_mut().invalidate();
+            return;
+        }
+        // BEGIN is deferred: reading the version is what opens the snapshot. If a commit
+        // landed since the memo's header was read, the memo's rows may predate this snapshot,
+        // so none are served for the rest of the session (those served already were the
+        // state as it began).
+        let opened = self
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)));
+        let mut memo = self.memo.borrow_mut();
+        if opened.is_err()
+            || memo
+                .version()
+                .is_some_and(|v| self.header().as_ref() != Some(v))
+        {
+            memo.invalidate();
+        }
+    }
+
+    /// Ends the transaction if one began, so the next statement takes a new snapshot.
+    fn end(&self) {
+        if self.begun.replace(false) {
+            end_read(&self.conn);
+        }
+    }
 }
 
 /// The read connections of the threads that ran sessions on one database. A session runs on an
@@ -35,10 +95,12 @@ impl Sessions {
         }
     }
 
-    /// Runs `f` with every `read` this thread makes on this database inside one transaction,
-    /// so authentication and the operation see the same snapshot and pay for one. Nested
-    /// sessions join the open one. When no connection can be had, `f` runs without a session
-    /// and its reads take pooled connections (and report the failure) as usual.
+    /// Runs `f` with every `read` this thread makes on this database inside one session: its
+    /// statements share one transaction, begun at the first (so authentication and the
+    /// operation see the same snapshot and pay for one), and rows read under an unchanged
+    /// WAL-index header come from the memo. Nested sessions join the open one. When no
+    /// connection can be had, `f` runs without a session and its reads take pooled connections
+    /// (and report the failure) as usual.
     pub(super) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
         let Ok(local) = self.threads.get_or_try(|| self.open_connection()) else {
             return f();
@@ -51,44 +113,33 @@ impl Sessions {
         if !local.conn.is_autocommit() {
             let _ = execute(&local.conn, "ROLLBACK");
         }
-        if execute(&local.conn, "BEGIN").is_err() {
-            return f();
-        }
+        // Read before any snapshot this session takes: see memo.rs.
+        local.memo.borrow_mut().validate(local.header());
         local.open.set(true);
-        // Taking the version is what opens the snapshot (BEGIN is deferred), so the version is
-        // the snapshot's own.
-        let version = local
-            .conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)));
-        local.memo.borrow_mut().validate(version.ok());
         // Ends the transaction on every way out, a panic included, so the connection is never
         // left holding a snapshot (that would pin the WAL and stop checkpoints).
         struct End<'a>(&'a Local);
         impl Drop for End<'_> {
             fn drop(&mut self) {
                 self.0.open.set(false);
-                end_read(&self.0.conn);
+                self.0.end();
             }
         }
         let _end = End(local);
         f()
     }
 
-    /// The connection of this thread's open session and its memo, if there is one.
-    pub(super) fn current(&self) -> Option<(&Connection, &RefCell<Memo>)> {
-        self.threads
-            .get()
-            .filter(|local| local.open.get())
-            .map(|local| (&local.conn, &local.memo))
+    /// This thread's open session, if there is one.
+    pub(super) fn current(&self) -> Option<&Local> {
+        self.threads.get().filter(|local| local.open.get())
     }
 
     /// After a write made inside a session, its later reads must see that write: the snapshot
-    /// is dropped, and the next read takes a new one.
+    /// is dropped, and the next statement takes a new one.
     pub(super) fn refresh(&self) {
-        if let Some((conn, memo)) = self.current() {
-            memo.borrow_mut().invalidate();
-            let _ = execute(conn, "COMMIT").and_then(|()| execute(conn, "BEGIN"));
+        if let Some(local) = self.current() {
+            local.memo.borrow_mut().invalidate();
+            local.end();
         }
     }
 
@@ -99,9 +150,12 @@ impl Sessions {
         // async worker that wait stalls every client of the worker, so it is short and answered
         // as busy (503 with Retry-After) rather than waited out for the usual five seconds.
         conn.busy_timeout(SESSION_BUSY_TIMEOUT)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
         Ok(Local {
             conn,
             open: Cell::new(false),
+            begun: Cell::new(false),
+            wal: mode.eq_ignore_ascii_case("wal"),
             memo: RefCell::default(),
         })
     }
@@ -223,5 +277,52 @@ mod tests {
             start + 2,
             "a session that wrote neither keeps nor serves rows"
         );
+    }
+
+    fn seeded() -> (tempfile::TempDir, Store, i64) {
+        let (dir, store) = store();
+        let id = store
+            .write(|db| {
+                let user = db.insert_user("ann", false)?;
+                db.insert_token(user, b"h", crate::store::Scope::Api, None)
+            })
+            .unwrap();
+        (dir, store, id)
+    }
+
+    fn current_is_autocommit(store: &Store) -> bool {
+        let crate::store::Backend::Sqlite(sqlite) = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        sqlite.sessions.current().unwrap().conn().is_autocommit()
+    }
+
+    /// A session the memo answers whole runs no statement, so it begins no transaction and
+    /// takes no lock; its first statement begins one.
+    #[test]
+    fn a_session_the_memo_answers_runs_no_statement() {
+        let (_dir, store, id) = seeded();
+        store.session(|| token(&store));
+        store.session(|| {
+            assert_eq!(token(&store), Some(id));
+            assert!(current_is_autocommit(&store), "no transaction began");
+            users(&store);
+            assert!(!current_is_autocommit(&store), "a statement began one");
+        });
+    }
+
+    /// A commit that lands after a session began from the memo but before its first statement:
+    /// from that statement on, the memo's rows (older than the snapshot) are not served.
+    #[test]
+    fn a_commit_before_the_first_statement_ends_the_memo_for_the_session() {
+        let (dir, store, id) = seeded();
+        store.session(|| token(&store));
+        let other = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+        store.session(|| {
+            assert_eq!(token(&store), Some(id), "from the memo");
+            other.execute("DELETE FROM tokens", []).unwrap();
+            users(&store);
+            assert_eq!(token(&store), None, "read in the new snapshot");
+        });
     }
 }

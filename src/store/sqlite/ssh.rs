@@ -12,7 +12,7 @@ impl SqliteDb<'_> {
     /// lookup on the fingerprint's unique index and one probe of `key_links_key`.
     pub(super) fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(&format!(
                 "SELECT {} FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1 \
                  AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id)",
@@ -33,7 +33,7 @@ impl SqliteDb<'_> {
         let rows = match repo_id {
             // The links' UNIQUE (repo_id, key_id) index holds a repository's keys in id order.
             Some(repo_id) => self
-                .conn
+                .conn()
                 .prepare_cached(&format!(
                     "SELECT {cols} FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
                      WHERE l.repo_id = ?1 AND l.key_id > ?2 ORDER BY l.key_id LIMIT ?3"
@@ -41,7 +41,7 @@ impl SqliteDb<'_> {
                 .query_map(rusqlite::params![repo_id, after, limit], key)?
                 .collect::<rusqlite::Result<_>>()?,
             None => self
-                .conn
+                .conn()
                 .prepare_cached(&format!(
                     "SELECT {cols} FROM deploy_keys k WHERE k.id > ?1 \
                      AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id) \
@@ -56,7 +56,7 @@ impl SqliteDb<'_> {
     /// Sets a key's last use to `now` unless it was set after `fresh_after`; true if it changed.
     pub(super) fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(
                 "UPDATE deploy_keys SET last_used_at = ?2 \
                  WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
