@@ -332,7 +332,7 @@ fn db_backup_writes_a_private_consistent_copy_and_never_overwrites() {
         .read(|db| {
             Ok::<_, keygate::store::StoreError>(
                 db.key_by_id(key["id"].as_i64().unwrap())?
-                    .map(|k| (k.title, k.key_text))
+                    .map(|k| (k.title.to_string(), k.key_text.to_string()))
                     .unwrap(),
             )
         })

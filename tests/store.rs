@@ -278,7 +278,7 @@ conformance!(keys_links_conflicts_and_orphans, |store| {
     let got = r(&store, |db| db.key_by_id(k1)).unwrap();
     assert_eq!(
         (
-            got.fingerprint_sha256.as_str(),
+            &*got.fingerprint_sha256,
             got.bits,
             got.public,
             got.owner_id,
@@ -293,7 +293,10 @@ conformance!(keys_links_conflicts_and_orphans, |store| {
         "lowest id wins"
     );
     w(&store, |db| db.update_key_title(k1, "renamed"));
-    assert_eq!(r(&store, |db| db.key_by_id(k1)).unwrap().title, "renamed");
+    assert_eq!(
+        r(&store, |db| db.key_by_id(k1)).unwrap().title.as_ref(),
+        "renamed"
+    );
 
     w(&store, |db| db.insert_link(r1, k1, false, Some(u)));
     w(&store, |db| db.insert_link(r2, k1, true, None));
@@ -1014,10 +1017,7 @@ conformance!(
         let found = r(&store, |db| {
             db.keys_by_sha256_many(&["SHA256:m1", "SHA256:absent", "SHA256:m2"])
         });
-        let mut fingerprints: Vec<&str> = found
-            .iter()
-            .map(|k| k.fingerprint_sha256.as_str())
-            .collect();
+        let mut fingerprints: Vec<&str> = found.iter().map(|k| &*k.fingerprint_sha256).collect();
         fingerprints.sort_unstable();
         assert_eq!(fingerprints, ["SHA256:m1", "SHA256:m2"]);
         let ids: Vec<i64> = found.iter().map(|k| k.id).collect();

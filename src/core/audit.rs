@@ -114,7 +114,7 @@ pub(super) fn event(actor: Actor<'_>, change: Change<'_>) -> AuditEvent {
         repo_id: change.repo.map(|r| r.id),
         repo_path: change.repo.map(|r| r.full_path.clone()),
         key_id: change.key.map(|k| k.id),
-        fingerprint: change.key.map(|k| k.fingerprint_sha256.clone()),
+        fingerprint: change.key.map(|k| k.fingerprint_sha256.to_string()),
         user_id: change.user.map(|u| u.id),
         user_name: change.user.map(|u| u.username.clone()),
         details: if change.details.is_null() {

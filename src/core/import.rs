@@ -280,7 +280,7 @@ fn import_chunk(
     Ok(counts)
 }
 
-fn by_fingerprint(keys: Vec<DeployKey>) -> HashMap<String, DeployKey> {
+fn by_fingerprint(keys: Vec<DeployKey>) -> HashMap<crate::store::Text, DeployKey> {
     keys.into_iter()
         .map(|k| (k.fingerprint_sha256.clone(), k))
         .collect()

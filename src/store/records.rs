@@ -80,12 +80,12 @@ pub struct Repository {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployKey {
     pub id: i64,
-    pub fingerprint_sha256: String,
-    pub fingerprint_md5: String,
-    pub key_text: String,
-    pub kind: String,
+    pub fingerprint_sha256: Text,
+    pub fingerprint_md5: Text,
+    pub key_text: Text,
+    pub kind: Text,
     pub bits: u32,
-    pub title: String,
+    pub title: Text,
     /// An instance-wide key, created by an admin with no repository.
     pub public: bool,
     pub owner_id: Option<i64>,
@@ -94,13 +94,17 @@ pub struct DeployKey {
     pub created_at: i64,
 }
 
+/// Text a record shares with its copies: the memo hands out copies of the rows it keeps (a list
+/// page is 20 keys of six strings each), and a copy then costs a count, not an allocation.
+pub type Text = std::sync::Arc<str>;
+
 /// A key as attached to one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkedKey {
     pub key: DeployKey,
     pub repo_id: i64,
     pub can_push: bool,
-    pub added_by: Option<String>,
+    pub added_by: Option<Text>,
     pub linked_at: i64,
     /// When the link last changed: its creation, or a change of `can_push`.
     pub updated_at: i64,

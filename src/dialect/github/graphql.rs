@@ -327,7 +327,7 @@ impl From<&LinkedKey> for DeployKeyNode {
     fn from(linked: &LinkedKey) -> Self {
         DeployKeyNode {
             id: ID(node_id("DeployKey", linked.key.id)),
-            title: linked.key.title.clone(),
+            title: linked.key.title.to_string(),
             key: bare_key(&linked.key.key_text).to_string(),
             read_only: !linked.can_push,
             // As in REST: a stored key is a checked key.

@@ -36,12 +36,12 @@ fn bound(n: u64) -> i64 {
 fn key_at(row: &Row, at: usize) -> DeployKey {
     DeployKey {
         id: row.get(at),
-        fingerprint_sha256: row.get(at + 1),
-        fingerprint_md5: row.get(at + 2),
-        key_text: row.get(at + 3),
-        kind: row.get(at + 4),
+        fingerprint_sha256: row.get::<_, &str>(at + 1).into(),
+        fingerprint_md5: row.get::<_, &str>(at + 2).into(),
+        key_text: row.get::<_, &str>(at + 3).into(),
+        kind: row.get::<_, &str>(at + 4).into(),
         bits: row.get::<_, i32>(at + 5) as u32,
-        title: row.get(at + 6),
+        title: row.get::<_, &str>(at + 6).into(),
         public: row.get(at + 7),
         owner_id: row.get(at + 8),
         expires_at: row.get(at + 9),
@@ -85,7 +85,7 @@ fn linked_at(row: &Row) -> LinkedKey {
         key: key_at(row, 0),
         repo_id: row.get(12),
         can_push: row.get(13),
-        added_by: row.get(14),
+        added_by: row.get::<_, Option<&str>>(14).map(Into::into),
         linked_at: row.get(15),
         updated_at: row.get(16),
     }
