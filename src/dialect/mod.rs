@@ -108,12 +108,17 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> HttpResponse
     if sonic_rs::to_writer(&mut out, body).is_err() {
         out = b"{}".to_vec();
     }
+    json_bytes(status, out)
+}
+
+/// A JSON response whose body is already rendered (`gitlab::wire::key_json`).
+pub fn json_bytes(status: StatusCode, body: impl Into<actix_web::web::Bytes>) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::HeaderValue::from_static("application/json"),
         ))
-        .body(out)
+        .body(body.into())
 }
 
 fn datetime(ms: i64) -> OffsetDateTime {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::GlError;
 use crate::core::{Core, Error, Gate, GroupRef, KeyRange, KeySubmission, Principal, RepoRef};
-use crate::dialect::{json, parse_time};
+use crate::dialect::{json, json_bytes, parse_time};
 use crate::http::{self, Pagination, Params, State, base_url, blocking, link_header, rate};
 
 /// GitLab counts a list no further than this: above it `X-Total`, `X-Total-Pages` and
@@ -298,6 +298,22 @@ pub(super) fn paged<T: Serialize>(
     total: u64,
     items: &[T],
 ) -> HttpResponse {
+    let mut body = Vec::with_capacity(1024);
+    if sonic_rs::to_writer(&mut body, items).is_err() {
+        body = b"[]".to_vec();
+    }
+    paged_body(req, state, call, page, total, body)
+}
+
+/// `paged`, with the items already rendered as a JSON array.
+pub(super) fn paged_body(
+    req: &HttpRequest,
+    state: &State,
+    call: &Call,
+    page: Pagination,
+    total: u64,
+    body: Vec<u8>,
+) -> HttpResponse {
     let counted = total <= COUNT_LIMIT;
     let last = page.total_pages(total);
     let mut rels: Vec<(&str, u64)> = Vec::with_capacity(4);
@@ -322,7 +338,7 @@ pub(super) fn paged<T: Serialize>(
         page.per_page,
         &rels,
     );
-    let mut res = json(StatusCode::OK, items);
+    let mut res = json_bytes(StatusCode::OK, body);
     let headers = res.headers_mut();
     let mut set = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {

@@ -7,11 +7,11 @@ use actix_web::http::header::{Header, IfUnmodifiedSince};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::call::{COUNT_LIMIT, Call, Need, key_id, keyset_paged, paged, project_ref};
+use super::call::{COUNT_LIMIT, Call, Need, key_id, keyset_paged, paged, paged_body, project_ref};
 use super::error::{DEPLOY_KEY_NOT_FOUND, GlError, Reply};
-use super::wire::{AdminKeyBody, KeyBody, admin_body, key_body, linked_body};
+use super::wire::{AdminKeyBody, KeyBody, admin_body, key_body, key_json, keys_json, linked_body};
 use crate::core::{DeployKey, LinkedKey, Paged, Reuse, UserRef};
-use crate::dialect::{iso_millis, json as json_response};
+use crate::dialect::{iso_millis, json as json_response, json_bytes};
 use crate::http::{Pagination, State};
 
 pub(super) async fn op_list(
@@ -123,13 +123,16 @@ pub(super) async fn op_enable(
 
 pub(super) async fn list(req: HttpRequest, state: web::Data<State>) -> Reply {
     let (call, page, keys) = op_list(&req, &state).await?;
-    let items: Vec<KeyBody> = keys.items.iter().map(linked_body).collect();
-    Ok(paged(&req, &state, &call, page, keys.total, &items))
+    let body = keys_json(keys.items.iter().map(|l| (&l.key, Some(l.can_push))));
+    Ok(paged_body(&req, &state, &call, page, keys.total, body))
 }
 
 pub(super) async fn get(req: HttpRequest, state: web::Data<State>) -> Reply {
     let linked = op_get(&req, &state).await?;
-    Ok(json_response(StatusCode::OK, &linked_body(&linked)))
+    Ok(json_bytes(
+        StatusCode::OK,
+        key_json(&linked.key, Some(linked.can_push)),
+    ))
 }
 
 pub(super) async fn create(

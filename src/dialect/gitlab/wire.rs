@@ -1,5 +1,8 @@
 //! GitLab's wire bodies, declared once and shared by the v4 and v3 routes.
 
+use std::cell::RefCell;
+
+use actix_web::web::Bytes;
 use serde::Serialize;
 
 use crate::core::{DeployKey, KeyWithRepos, LinkedKey, Repository, User};
@@ -37,6 +40,56 @@ pub(super) fn key_body(key: &DeployKey, can_push: Option<bool>) -> KeyBody<'_> {
 
 pub(super) fn linked_body(linked: &LinkedKey) -> KeyBody<'_> {
     key_body(&linked.key, Some(linked.can_push))
+}
+
+/// Keys rendered before, most kept per worker: the memo holds more rows than this, and a list
+/// page holds 20.
+const RENDERED_CAP: usize = 1024;
+
+type Rendered = foldhash::HashMap<(i64, Option<bool>), (DeployKey, Bytes)>;
+
+thread_local! {
+    /// Rendering a key's JSON cost more than everything else a GET or a list page of keys did;
+    /// the same keys come back request after request. Each copy is kept with the row it was made
+    /// from, and reused only while the row is equal field by field (its text is shared with the
+    /// memo's rows, so that mostly compares pointers): what goes out is what rendering anew
+    /// would send.
+    static RENDERED: RefCell<Rendered> = RefCell::new(Rendered::default());
+}
+
+/// `key_body(key, can_push)` as JSON.
+pub(super) fn key_json(key: &DeployKey, can_push: Option<bool>) -> Bytes {
+    RENDERED.with(|rendered| {
+        let mut rendered = rendered.borrow_mut();
+        let slot = (key.id, can_push);
+        if let Some((row, json)) = rendered.get(&slot)
+            && row == key
+        {
+            return json.clone();
+        }
+        let json = Bytes::from(sonic_rs::to_vec(&key_body(key, can_push)).unwrap_or_default());
+        if rendered.len() >= RENDERED_CAP {
+            rendered.clear();
+        }
+        rendered.insert(slot, (key.clone(), json.clone()));
+        json
+    })
+}
+
+/// A JSON array of `key_json`s.
+pub(super) fn keys_json<'a>(
+    keys: impl ExactSizeIterator<Item = (&'a DeployKey, Option<bool>)>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + keys.len() * 640);
+    out.push(b'[');
+    for (i, (key, can_push)) in keys.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&key_json(key, can_push));
+    }
+    out.push(b']');
+    out
 }
 
 #[derive(Serialize)]
@@ -162,4 +215,71 @@ pub(super) struct Kas {
     #[serde(rename = "externalK8sProxyUrl")]
     pub(super) external_k8s_proxy_url: Option<String>,
     pub(super) version: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DeployKey, key_body, key_json, keys_json};
+
+    fn key(id: i64, title: &str, last_used_at: Option<i64>) -> DeployKey {
+        DeployKey {
+            id,
+            fingerprint_sha256: "SHA256:abc".into(),
+            fingerprint_md5: "aa:bb".into(),
+            key_text: "ssh-ed25519 AAAA".into(),
+            kind: "ssh-ed25519".into(),
+            bits: 256,
+            title: title.into(),
+            public: false,
+            owner_id: None,
+            expires_at: None,
+            last_used_at,
+            created_at: 1_700_000_000_000,
+        }
+    }
+
+    fn fresh(key: &DeployKey, can_push: Option<bool>) -> Vec<u8> {
+        sonic_rs::to_vec(&key_body(key, can_push)).unwrap()
+    }
+
+    /// A kept copy is sent only for an equal row: a changed title, a use of the key or another
+    /// `can_push` renders anew, and every answer is what rendering anew gives.
+    #[test]
+    fn a_kept_rendering_is_only_ever_that_of_an_equal_row() {
+        let first = key(7_000_001, "deploy", None);
+        assert_eq!(
+            &key_json(&first, Some(true))[..],
+            &fresh(&first, Some(true))[..]
+        );
+        assert_eq!(
+            &key_json(&first, Some(true))[..],
+            &fresh(&first, Some(true))[..]
+        );
+        let renamed = key(7_000_001, "renamed", None);
+        assert_eq!(
+            &key_json(&renamed, Some(true))[..],
+            &fresh(&renamed, Some(true))[..]
+        );
+        let used = key(7_000_001, "renamed", Some(1_800_000_000_000));
+        assert_eq!(
+            &key_json(&used, Some(true))[..],
+            &fresh(&used, Some(true))[..]
+        );
+        assert_eq!(
+            &key_json(&used, Some(false))[..],
+            &fresh(&used, Some(false))[..]
+        );
+        assert_eq!(&key_json(&used, None)[..], &fresh(&used, None)[..]);
+        assert_ne!(fresh(&first, Some(true)), fresh(&used, Some(true)));
+    }
+
+    #[test]
+    fn a_list_is_the_array_of_its_keys() {
+        let (a, b) = (key(7_000_002, "a", None), key(7_000_003, "b", Some(5)));
+        let listed = keys_json([(&a, Some(true)), (&b, Some(false))].into_iter());
+        let expected =
+            sonic_rs::to_vec(&[key_body(&a, Some(true)), key_body(&b, Some(false))]).unwrap();
+        assert_eq!(listed, expected);
+        assert_eq!(keys_json(std::iter::empty()), b"[]");
+    }
 }
