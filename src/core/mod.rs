@@ -135,8 +135,8 @@ impl Core {
 
     /// Runs `f`, a request that only reads, with all its reads (authentication included) in one
     /// snapshot where the store can (`Store::session`). Every session takes a new snapshot, and
-    /// rows are reused across sessions only while the database is unchanged, so a revocation
-    /// counts at once.
+    /// rows are reused across sessions only while the database is unchanged (as the session
+    /// began), so a revocation counts at once.
     pub fn read_session<T>(&self, f: impl FnOnce() -> T) -> T {
         self.store.session(f)
     }
