@@ -44,7 +44,7 @@ fn owner(path: &str) -> Owner {
     }
 }
 
-/// The 408 for a request body that did not arrive in time (`http::limits::body_deadline`), in
+/// The 408 for a request body that did not arrive in time (`http::limits::await_body`), in
 /// the error shape of the dialect whose path it is. It is answered before any handler runs, so it
 /// is chosen from the path alone. CodeArts renders its own (it has a code catalogue); the GitLab
 /// and GitHub bodies belong in their error modules once those are split out.

@@ -45,8 +45,14 @@ pub(super) fn linked_body(linked: &LinkedKey) -> KeyBody<'_> {
 /// Keys rendered before, most kept per worker: the memo holds more rows than this, and a list
 /// page holds 20.
 const RENDERED_CAP: usize = 1024;
+/// And at most this much JSON: a key's text may be 5000 characters, kept twice (row and JSON).
+const RENDERED_BYTES: usize = 1 << 20;
 
-type Rendered = foldhash::HashMap<(i64, Option<bool>), (DeployKey, Bytes)>;
+#[derive(Default)]
+struct Rendered {
+    keys: foldhash::HashMap<(i64, Option<bool>), (DeployKey, Bytes)>,
+    bytes: usize,
+}
 
 thread_local! {
     /// Rendering a key's JSON cost more than everything else a GET or a list page of keys did;
@@ -54,7 +60,7 @@ thread_local! {
     /// from, and reused only while the row is equal field by field (its text is shared with the
     /// memo's rows, so that mostly compares pointers): what goes out is what rendering anew
     /// would send.
-    static RENDERED: RefCell<Rendered> = RefCell::new(Rendered::default());
+    static RENDERED: RefCell<Rendered> = RefCell::default();
 }
 
 /// `key_body(key, can_push)` as JSON.
@@ -62,16 +68,21 @@ pub(super) fn key_json(key: &DeployKey, can_push: Option<bool>) -> Bytes {
     RENDERED.with(|rendered| {
         let mut rendered = rendered.borrow_mut();
         let slot = (key.id, can_push);
-        if let Some((row, json)) = rendered.get(&slot)
+        if let Some((row, json)) = rendered.keys.get(&slot)
             && row == key
         {
             return json.clone();
         }
-        let json = Bytes::from(sonic_rs::to_vec(&key_body(key, can_push)).unwrap_or_default());
-        if rendered.len() >= RENDERED_CAP {
-            rendered.clear();
+        let json = Bytes::from(
+            sonic_rs::to_vec(&key_body(key, can_push)).unwrap_or_else(|_| b"{}".to_vec()),
+        );
+        if rendered.keys.len() >= RENDERED_CAP || rendered.bytes + json.len() > RENDERED_BYTES {
+            *rendered = Rendered::default();
         }
-        rendered.insert(slot, (key.clone(), json.clone()));
+        rendered.bytes += json.len();
+        if let Some((_, replaced)) = rendered.keys.insert(slot, (key.clone(), json.clone())) {
+            rendered.bytes -= replaced.len();
+        }
         json
     })
 }
@@ -219,7 +230,7 @@ pub(super) struct Kas {
 
 #[cfg(test)]
 mod tests {
-    use super::{DeployKey, key_body, key_json, keys_json};
+    use super::{DeployKey, RENDERED, RENDERED_BYTES, key_body, key_json, keys_json};
 
     fn key(id: i64, title: &str, last_used_at: Option<i64>) -> DeployKey {
         DeployKey {
@@ -281,5 +292,20 @@ mod tests {
             sonic_rs::to_vec(&[key_body(&a, Some(true)), key_body(&b, Some(false))]).unwrap();
         assert_eq!(listed, expected);
         assert_eq!(keys_json(std::iter::empty()), b"[]");
+    }
+
+    /// Long key texts fill the copies by size before by count: what a worker keeps stays bounded.
+    #[test]
+    fn the_kept_renderings_are_bounded_in_bytes() {
+        let text = "A".repeat(4000);
+        for id in 0..400 {
+            let mut long = key(7_100_000 + id, "long", None);
+            long.key_text = text.as_str().into();
+            assert_eq!(&key_json(&long, None)[..], &fresh(&long, None)[..]);
+            let kept = RENDERED.with(|r| r.borrow().bytes);
+            assert!(kept <= RENDERED_BYTES, "{kept} bytes kept");
+        }
+        let kept = RENDERED.with(|r| r.borrow().keys.len());
+        assert!(kept < 400, "emptied on the way: {kept} kept");
     }
 }
