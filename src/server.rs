@@ -89,9 +89,10 @@ impl Application {
                 .app_data(deadline.clone())
                 .app_data(limiter.clone())
                 .app_data(app_listeners.clone())
-                .wrap(from_fn(crate::front::front))
-                // Outermost, so the log, the ban check and the metrics see the path routing sees.
+                // Inside: routing and the handlers see `//` merged, the log line sees the path as
+                // the client sent it (octokit's `/api/v3//repos/…`, say).
                 .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
+                .wrap(from_fn(crate::front::front))
                 .configure(telemetry::configure)
                 .configure(dialect::configure)
         })

@@ -54,7 +54,6 @@ pub fn off_limits(req: &ServiceRequest) -> bool {
 }
 
 impl Observed {
-    /// Called after `NormalizePath`, so it sees the path routing sees.
     pub fn start(req: &ServiceRequest) -> Observed {
         Observed {
             started: Instant::now(),

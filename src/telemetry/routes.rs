@@ -50,7 +50,8 @@ impl Listeners {
     /// A request on the metrics listener for anything but `/-/` routes.
     pub fn refuses_api(&self, req: &ServiceRequest) -> bool {
         self.metrics.is_some()
-            && !req.path().starts_with("/-/")
+            // Before NormalizePath: `//-/health` is a `/-/` route too.
+            && !req.path().trim_start_matches('/').starts_with("-/")
             && self.on_metrics_listener(req.request())
     }
 
