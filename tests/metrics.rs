@@ -393,7 +393,16 @@ fn metrics_listen_serves_metrics_and_health_apart_from_the_api() {
         .call()
         .unwrap();
     assert_eq!(api.status().as_u16(), 404);
-    for health in ["/-/liveness", "/-/readiness"] {
+    let doubled = ureq::get(&format!("{metrics}/{project}"))
+        .header("PRIVATE-TOKEN", &seed.alice)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(doubled.status().as_u16(), 404, "nor with a doubled slash");
+    // A doubled slash is merged before routing, so it is a `/-/` route all the same.
+    for health in ["/-/liveness", "/-/readiness", "//-/liveness"] {
         let res = ureq::get(&format!("{metrics}{health}")).call().unwrap();
         assert_eq!(res.status().as_u16(), 200, "{health}");
     }
