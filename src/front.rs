@@ -24,8 +24,8 @@ async fn admitted(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // Before the body is read: a banned address costs no more than its headers. Refusals are
-    // not counted in the request metrics (the ban has its own counter).
+    // Before the body is read: a banned address costs no more than its headers. Its refusals
+    // stay out of the request metrics, as do the metrics listener's 404s: neither was routed.
     if let Some(refusal) = rate::admit(&req) {
         return Ok(req.into_response(refusal));
     }
