@@ -248,13 +248,7 @@ mod tests {
     #[test]
     fn the_memo_serves_only_an_unchanged_database() {
         use super::super::memo::MISSES;
-        let (dir, store) = store();
-        let id = store
-            .write(|db| {
-                let user = db.insert_user("ann", false)?;
-                db.insert_token(user, b"h", crate::store::Scope::Api, None)
-            })
-            .unwrap();
+        let (dir, store, id) = seeded();
         let misses = || MISSES.with(|m| m.get());
         let start = misses();
         assert_eq!(store.session(|| token(&store)), Some(id));
