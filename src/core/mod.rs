@@ -12,6 +12,7 @@ mod single_use;
 mod ssh;
 pub mod text;
 
+use crate::store::Job;
 pub use crate::store::{
     AuditEvent, AuditFilter, DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, Repository, Role,
     Scope, Token, User,
@@ -139,6 +140,11 @@ impl Core {
     /// began), so a revocation counts at once.
     pub fn read_session<T>(&self, f: impl FnOnce() -> T) -> T {
         self.store.session(f)
+    }
+
+    /// Queues a write request's whole work for the store's writer (`Store::submit`).
+    pub fn submit(&self, job: Job) -> std::result::Result<(), Job> {
+        self.store.submit(job)
     }
 
     /// Whether read-only requests may run on the async worker (`Store::reads_inline`).

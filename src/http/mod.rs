@@ -19,6 +19,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, web};
 
 use crate::core::{Core, Error};
+use crate::store::{Job, StoreError};
 
 /// What every handler can reach.
 pub struct State {
@@ -166,6 +167,36 @@ where
     web::block(f)
         .await
         .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// Runs core work that writes. On SQLite it is queued for the store's writer thread, which runs
+/// it together with the writes queued behind it and commits them with one fsync; the answer
+/// comes once its batch is durable (a lost batch answers with the store's error instead).
+/// Elsewhere it runs off the async workers like `blocking`.
+pub async fn writing<T, F>(core: &Core, f: F) -> Result<T, Error>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        // On the writer thread a panic would take every queued request with it.
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err(Error::Internal("a write panicked".to_string())));
+        Box::new(move |durable: Result<(), StoreError>| {
+            // The client may have gone; its answer has nowhere to go, and the write stands.
+            let _ = tx.send(durable.map_err(Error::from).and(answer));
+        })
+    });
+    if let Err(job) = core.submit(job) {
+        blocking(move || {
+            job()(Ok(()));
+            Ok(())
+        })
+        .await?;
+    }
+    rx.await
+        .map_err(|_| Error::Internal("the writer dropped a request".to_string()))?
 }
 
 /// Runs core work that only reads, in one read session: on SQLite right on the async worker (a

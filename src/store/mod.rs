@@ -12,6 +12,7 @@ use std::path::Path;
 pub use contract::Queries;
 pub use copy::CopyReport;
 pub use records::*;
+pub use sqlite::{Done, Job};
 
 /// A connection inside a transaction opened by `Store::read` or `Store::write`, whichever backend.
 pub type Db<'a> = dyn Queries + 'a;
@@ -258,6 +259,16 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.write(f),
             Backend::Postgres(p) => p.write(f),
+        }
+    }
+
+    /// Queues `job` for the SQLite writer thread, where its writes share one batch and one
+    /// fsync with the jobs queued with it, and its `Done` is called once they are durable.
+    /// `Err(job)` on PostgreSQL, whose server groups commits itself: run it where it can block.
+    pub fn submit(&self, job: Job) -> Result<(), Job> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.submit(job),
+            Backend::Postgres(_) => Err(job),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::auth::aksk::SignedRequest;
 use crate::core::{
     Conflict, Core, Error, Gate, KeySubmission, Principal, RepoRef, SingleUse, Window,
 };
-use crate::http::{self, Params, State, blocking, rate};
+use crate::http::{self, Params, State, rate};
 
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 100;
@@ -127,7 +127,7 @@ impl Call {
         if read_only {
             http::reading(&state.core, &query, work).await?
         } else {
-            blocking(work).await?
+            http::writing(&state.core, work).await?
         }
     }
 

@@ -5,7 +5,7 @@ use actix_web::http::{Method, header};
 
 use super::error::GhError;
 use crate::core::{Core, Error, Principal};
-use crate::http::{self, State, blocking, rate, request_id};
+use crate::http::{self, State, rate, request_id};
 
 /// What `curl -u TOKEN:x-oauth-basic` sends: GitHub's old spelling of "the token is the username".
 const OAUTH_BASIC: &str = "x-oauth-basic";
@@ -97,7 +97,7 @@ where
     let outcome = if reads {
         http::reading(&state.core, req.query_string(), work).await
     } else {
-        blocking(work).await
+        http::writing(&state.core, work).await
     }
     .map_err(GhError::from)
     .and_then(|inner| inner);

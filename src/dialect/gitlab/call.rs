@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::error::GlError;
 use crate::core::{Core, Error, Gate, GroupRef, KeyRange, KeySubmission, Principal, RepoRef};
 use crate::dialect::{json, json_bytes, parse_time};
-use crate::http::{self, Pagination, Params, State, base_url, blocking, link_header, rate};
+use crate::http::{self, Pagination, Params, State, base_url, link_header, rate};
 
 /// GitLab counts a list no further than this: above it `X-Total`, `X-Total-Pages` and
 /// `rel="last"` are left out (Kaminari's `without_count`), and counting on would cost O(n).
@@ -245,7 +245,7 @@ impl Call {
             })
         };
         let outcome = if write {
-            blocking(work).await
+            http::writing(&state.core, work).await
         } else {
             http::reading(&state.core, &self.query, work).await
         };

@@ -322,16 +322,107 @@ impl Writer {
         }
     }
 
+    /// `run` for a job of the writer thread (writer_thread.rs): `f` runs in its own SAVEPOINT
+    /// in the open batch and its answer is returned at once, the batch noted in `joined`. The
+    /// writer thread commits that batch (or finds it decided) before the job's client is answered.
+    pub(super) fn run_deferred<T, E>(
+        &self,
+        arrived: Instant,
+        joined: &mut Joined,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut held = self.enter_at(arrived).map_err(E::from)?;
+        WRITING.set(self as *const Writer as usize);
+        let (ran, control) = run_member(&held.state.conn, f);
+        WRITING.set(0);
+        if let Err(lost) = control {
+            let failure = Failure::of(&lost);
+            // Its batch-mates, and this job's own earlier writes in the batch, are lost with it.
+            self.fail(&mut held.state, failure.clone());
+            drop(held);
+            return match ran {
+                Some(Err(panic)) => panic::resume_unwind(panic),
+                Some(Ok(Err(err))) => Err(err),
+                _ => Err(failure.to_store().into()),
+            };
+        }
+        let open = held.state.open.as_mut().expect("a batch is open");
+        open.members += 1;
+        joined.join(&open.batch);
+        drop(held);
+        match ran {
+            Some(Ok(answer)) => answer,
+            Some(Err(panic)) => panic::resume_unwind(panic),
+            None => unreachable!("a member that did not run has an error"),
+        }
+    }
+
+    /// A read of a job of the writer thread: on the writer connection, inside the open batch, so
+    /// that it sees the job's own writes before they commit. Having seen batch-mates' changes
+    /// too, the job is answered only with that batch's fate.
+    pub(super) fn read_deferred<T>(
+        &self,
+        arrived: Instant,
+        joined: &mut Joined,
+        f: impl FnOnce(&Connection) -> T,
+    ) -> std::result::Result<T, StoreError> {
+        let mut held = self.enter_at(arrived)?;
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| f(&held.state.conn)));
+        if held.state.conn.is_autocommit() {
+            self.fail(
+                &mut held.state,
+                Failure::other("an error rolled back the batch's transaction"),
+            );
+        } else if let Some(open) = held.state.open.as_ref().filter(|open| open.members > 0) {
+            joined.join(&open.batch);
+        }
+        drop(held);
+        Ok(ran.unwrap_or_else(|panic| panic::resume_unwind(panic)))
+    }
+
+    /// Ends the writer thread's run of jobs: commits the open batch, the one fsync for them all.
+    pub(super) fn settle(&self) {
+        let mut held = self.lock();
+        let state = &mut held.state;
+        match state.open.as_ref().map(|open| open.members) {
+            None => {}
+            // Only reads ran in it: there is nothing to make durable.
+            Some(0) => {
+                let open = state.open.take().expect("a batch is open");
+                if !state.conn.is_autocommit() {
+                    let _ = execute(&state.conn, "ROLLBACK");
+                }
+                open.batch.decide(Outcome::Committed);
+            }
+            Some(_) => {
+                self.commit(state);
+            }
+        }
+    }
+
+    /// The bounds of a batch: at most this many requests, taking new ones for this long.
+    pub(super) fn bounds(&self) -> (usize, Duration) {
+        (self.max_requests, self.max_age)
+    }
+
     /// Takes the writer for a request on this thread, with a transaction open (the batch's, or
     /// a new one).
     fn enter(&self) -> std::result::Result<Held<'_>, StoreError> {
+        self.enter_at(Instant::now())
+    }
+
+    /// `enter` for a request that arrived at `arrived` (a job may have waited in the writer
+    /// thread's queue behind a BEGIN that waited out busy_timeout).
+    fn enter_at(&self, arrived: Instant) -> std::result::Result<Held<'_>, StoreError> {
         if WRITING.get() == self as *const Writer as usize {
             // A write from inside a write of the same store would wait for itself for ever (the
             // mutex is not reentrant); before group commit it waited 5 s for its own lock.
             log::error!("a store write was started inside another write on the same thread");
             return Err(StoreError::Busy);
         }
-        let arrived = Instant::now();
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut held = self.lock();
         // Decremented only once the lock is ours: see `queued`.
@@ -428,6 +519,35 @@ impl Writer {
         if state.open.is_some() || !state.conn.is_autocommit() {
             self.fail(state, Failure::other(why));
         }
+    }
+}
+
+/// The batches a job of the writer thread wrote in, or read changes of: it is answered with
+/// their fate.
+#[derive(Default)]
+pub(super) struct Joined(Vec<Arc<Batch>>);
+
+impl Joined {
+    fn join(&mut self, batch: &Arc<Batch>) {
+        if !self.0.iter().any(|had| Arc::ptr_eq(had, batch)) {
+            self.0.push(Arc::clone(batch));
+        }
+    }
+
+    pub(super) fn absorb(&mut self, other: Joined) {
+        for batch in &other.0 {
+            self.join(batch);
+        }
+    }
+
+    /// Waits for each batch to be decided: once the writer thread has settled, every one is.
+    pub(super) fn outcome(&self) -> std::result::Result<(), StoreError> {
+        for batch in &self.0 {
+            if let Outcome::Failed(failure) = batch.wait() {
+                return Err(failure.to_store());
+            }
+        }
+        Ok(())
     }
 }
 

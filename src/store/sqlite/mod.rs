@@ -10,6 +10,7 @@ mod queries;
 mod session;
 mod ssh;
 mod wal_index;
+mod writer_thread;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use group_commit::Writer;
 pub use group_commit::{BatchStats, MAX_BATCH_AGE, MAX_BATCH_REQUESTS};
+pub use writer_thread::{Done, Job};
 
 use super::contract::forward_queries;
 use super::copy::{Kind, Snapshot, TABLES, Value, parents_first};
@@ -80,6 +82,8 @@ impl From<rusqlite::Error> for StoreError {
 pub struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: Arc<Writer>,
+    /// The server's writes (`submit`); CLI commands and background tasks use `writer` directly.
+    queue: Arc<writer_thread::Queue>,
     sessions: Arc<session::Sessions>,
     file: Arc<FileId>,
 }
@@ -154,9 +158,11 @@ impl SqliteStore {
         // perf). On a file (past 64 KiB; small writes still stay in memory) nothing is walked.
         conn.pragma_update(None, "temp_store", "FILE")?;
         let writer = Arc::new(Writer::new(conn));
+        let queue = Arc::new(writer_thread::Queue::start(Arc::clone(&writer))?);
         Ok(SqliteStore {
             pool,
             writer,
+            queue,
             sessions: Arc::new(session::Sessions::new(path)),
             file,
         })
@@ -224,6 +230,18 @@ impl SqliteStore {
                 session: Some(local),
             });
         }
+        if let Some(mut job) = writer_thread::in_job(&self.writer) {
+            return self
+                .writer
+                .read_deferred(job.arrived, &mut job.joined, |conn| {
+                    f(&SqliteDb {
+                        conn,
+                        memo: None,
+                        session: None,
+                    })
+                })
+                .map_err(E::from)?;
+        }
         let conn = self.pool.get().map_err(StoreError::from)?;
         execute(&conn, "BEGIN").map_err(StoreError::from)?;
         // The guard also ends the read when `f` panics, before the connection goes back to the pool.
@@ -250,6 +268,7 @@ impl SqliteStore {
     /// Runs `f` on the writer connection in a SAVEPOINT of its own: it either commits whole
     /// (durably) or not at all, and this returns only once it is durable. `f` shares its
     /// transaction and fsync with the writes that queued behind each other (group_commit.rs).
+    /// In a job of the writer thread it returns at once, and the job's answer waits instead.
     pub fn write<T, E>(
         &self,
         f: impl FnOnce(&Db) -> std::result::Result<T, E>,
@@ -257,13 +276,17 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let out = self.writer.run(|conn| {
+        let on = |conn: &Connection| {
             f(&SqliteDb {
                 conn,
                 memo: None,
                 session: None,
             })
-        });
+        };
+        let out = match writer_thread::in_job(&self.writer) {
+            Some(mut job) => self.writer.run_deferred(job.arrived, &mut job.joined, on),
+            None => self.writer.run(on),
+        };
         // Reads after a write in the same session must see it.
         self.sessions.refresh();
         out
@@ -287,6 +310,12 @@ impl SqliteStore {
         });
         self.sessions.refresh();
         out
+    }
+
+    /// Queues `job` for the writer thread: its writes share the batches of the jobs queued with
+    /// it, and its `Done` is called once they are durable. `Err(job)` if the thread is gone.
+    pub fn submit(&self, job: Job) -> std::result::Result<(), Job> {
+        self.queue.submit(job)
     }
 
     /// How many batches and requests the writer has committed (for metrics: batch sizes).
