@@ -1,6 +1,5 @@
 //! The `keygate` binary; the command line itself lives in `keygate::cli`.
 
 fn main() -> std::process::ExitCode {
-    keygate::store::sqlite::configure_process();
     keygate::cli::main()
 }

@@ -556,3 +556,82 @@ fn every_reason_the_ssh_door_gives_is_counted() {
     assert_eq!(door("deny", "not_found"), 1.0);
     assert_eq!(door("deny", "key_expired"), 1.0);
 }
+
+/// Concurrent write requests on SQLite share commits (the writer thread): fewer batches than
+/// requests, every acknowledged key there for a GET at once, and a request refused in a shared
+/// batch (the same key twice) refused alone, with its dialect's answer and nothing stored.
+#[test]
+fn concurrent_writes_share_batches_and_a_refused_one_stays_its_own() {
+    if common::sqlite_only("group commit batches") {
+        return;
+    }
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let keys = format!("/api/v4/projects/{}/deploy_keys", seed.widgets);
+    let taken = fresh_key("taken");
+    add_key(&gw, &seed.root, seed.secret, &taken, false, None);
+    let before = Scrape::of(&gw.url);
+    let (threads, each) = (16, 6);
+    let created: Vec<(String, i64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (gw, keys, token, taken) = (&gw, &keys, &seed.alice, &taken);
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..each {
+                        let public = fresh_key(&format!("k{t}-{i}"));
+                        let body = json!({"title": format!("k{t}-{i}"), "key": public});
+                        let id = gw.req("POST", keys).token(token).json(&body).send();
+                        let id = id.expect(201).json()["id"].as_i64().unwrap();
+                        if i % 3 == 0 {
+                            // Refused inside its write, in a batch shared with the others: GitLab's
+                            // 400, never a 5xx, and nothing stored.
+                            let body = json!({"title": "theirs", "key": taken});
+                            let refused = gw.req("POST", keys).token(token).json(&body).send();
+                            assert_eq!(refused.status, 400, "{}", refused.body);
+                            assert_eq!(
+                                refused.json(),
+                                json!({"message": {"deploy_key.fingerprint_sha256": ["has already been taken"]}})
+                            );
+                        }
+                        mine.push((public, id));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let after = Scrape::of(&gw.url);
+    let writes = (threads * each + threads * each / 3) as f64;
+    let delta = |name: &str| after.value(name, &[]) - before.value(name, &[]);
+    // Each committed batch records its size: the sizes add up to the requests.
+    assert_eq!(
+        delta("keygate_store_batch_size_sum"),
+        writes,
+        "{}",
+        after.text
+    );
+    let batches = delta("keygate_store_batch_size_count");
+    assert!(batches < writes, "{batches} commits for {writes} writes");
+    for (public, id) in &created {
+        let got = gw
+            .req("GET", &format!("{keys}/{id}"))
+            .token(&seed.alice)
+            .send()
+            .expect(200)
+            .json();
+        let blob = public.split(' ').nth(1).unwrap();
+        assert!(got["key"].as_str().unwrap().contains(blob), "{got}");
+    }
+    let listed = gw
+        .req("GET", &format!("{keys}?per_page=100"))
+        .token(&seed.alice)
+        .send()
+        .expect(200)
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), created.len());
+}

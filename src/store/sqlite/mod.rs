@@ -53,27 +53,6 @@ const WRITER_CACHE_KIB: i64 = -16 * 1024;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// How large the writer's savepoint sub-journal grows in memory before it spills to a file
-/// (SQLite's default: 64 KiB). Every request of a batch runs in `SAVEPOINT request`, which
-/// journals each page it touches first (~15 for a key's create): at 64 KiB most batches spilled,
-/// the file then stayed for the rest of the batch, and each page became two `pwrite`s (2.4 of
-/// them for every WAL frame written, in strace). In memory it is emptied at each `RELEASE`.
-const SUBJOURNAL_SPILL: std::ffi::c_int = 1 << 20;
-
-/// Sets SQLite's process-wide options. Call it first thing in `main`, while no other thread
-/// runs (sqlite3_config is not thread-safe); once SQLite is initialized it changes nothing.
-pub fn configure_process() {
-    // SAFETY: no other thread exists yet to call into SQLite; past initialization
-    // sqlite3_config only returns SQLITE_MISUSE. Either way only speed depends on it (and no
-    // logger is up yet to say so).
-    let _ = unsafe {
-        rusqlite::ffi::sqlite3_config(
-            rusqlite::ffi::SQLITE_CONFIG_STMTJRNL_SPILL,
-            SUBJOURNAL_SPILL,
-        )
-    };
-}
-
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
         // The one place where SQLite's errors become ours: handlers never see raw SQLite text.
@@ -176,7 +155,7 @@ impl SqliteStore {
         // A statement that fires a trigger keeps a statement journal. In memory, releasing each
         // one walks the whole sub-journal of the savepoint around it, which grows with that
         // savepoint's writes: quadratic for a write of many keys (82% of a bulk insert's CPU, in
-        // perf). On a file (past SUBJOURNAL_SPILL; smaller ones stay in memory) nothing is walked.
+        // perf). On a file (past SQLITE_STMTJRNL_SPILL, .cargo/config.toml) nothing is walked.
         conn.pragma_update(None, "temp_store", "FILE")?;
         let writer = Arc::new(Writer::new(conn));
         let queue = Arc::new(writer_thread::Queue::start(Arc::clone(&writer))?);
