@@ -221,24 +221,8 @@ impl Writer {
     where
         E: From<StoreError>,
     {
-        let mut held = self.enter().map_err(E::from)?;
-        WRITING.set(self as *const Writer as usize);
-        let (ran, control) = run_member(&held.state.conn, f);
-        WRITING.set(0);
-
-        if let Err(lost) = control {
-            // The transaction is gone (or in a state we cannot vouch for): nothing in it is durable.
-            let failure = Failure::of(&lost);
-            self.fail(&mut held.state, failure.clone());
-            drop(held);
-            return match ran {
-                Some(Err(panic)) => panic::resume_unwind(panic),
-                // Its own error is the better answer: most likely it is what ended the transaction.
-                Some(Ok(Err(err))) => Err(err),
-                _ => Err(failure.to_store().into()),
-            };
-        }
-
+        let held = self.enter().map_err(E::from)?;
+        let (mut held, ran) = self.member(held, f)?;
         let open = held.state.open.as_mut().expect("a batch is open");
         open.members += 1;
         let company_coming = self.queued.load(Ordering::SeqCst) > 0
@@ -322,6 +306,35 @@ impl Writer {
         }
     }
 
+    /// Runs `f` in its own SAVEPOINT in `held`'s open batch. When that costs the transaction (or
+    /// leaves it in a state we cannot vouch for), the whole batch is failed here, nothing in it
+    /// durable, and `Err` carries this member's answer.
+    fn member<'w, T, E>(
+        &'w self,
+        mut held: Held<'w>,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(Held<'w>, Ran<T, E>), E>
+    where
+        E: From<StoreError>,
+    {
+        WRITING.set(self as *const Writer as usize);
+        let (ran, control) = run_member(&held.state.conn, f);
+        WRITING.set(0);
+        let Err(lost) = control else {
+            return Ok((held, ran));
+        };
+        let failure = Failure::of(&lost);
+        // Its batch-mates, and a job's own earlier writes in the batch, are lost with it.
+        self.fail(&mut held.state, failure.clone());
+        drop(held);
+        match ran {
+            Some(Err(panic)) => panic::resume_unwind(panic),
+            // Its own error is the better answer: most likely it is what ended the transaction.
+            Some(Ok(Err(err))) => Err(err),
+            _ => Err(failure.to_store().into()),
+        }
+    }
+
     /// `run` for a job of the writer thread (writer_thread.rs): `f` runs in its own SAVEPOINT
     /// in the open batch and its answer is returned at once, the batch noted in `joined`. The
     /// writer thread commits that batch (or finds it decided) before the job's client is answered.
@@ -334,21 +347,8 @@ impl Writer {
     where
         E: From<StoreError>,
     {
-        let mut held = self.enter_at(arrived).map_err(E::from)?;
-        WRITING.set(self as *const Writer as usize);
-        let (ran, control) = run_member(&held.state.conn, f);
-        WRITING.set(0);
-        if let Err(lost) = control {
-            let failure = Failure::of(&lost);
-            // Its batch-mates, and this job's own earlier writes in the batch, are lost with it.
-            self.fail(&mut held.state, failure.clone());
-            drop(held);
-            return match ran {
-                Some(Err(panic)) => panic::resume_unwind(panic),
-                Some(Ok(Err(err))) => Err(err),
-                _ => Err(failure.to_store().into()),
-            };
-        }
+        let held = self.enter_at(arrived).map_err(E::from)?;
+        let (mut held, ran) = self.member(held, f)?;
         let open = held.state.open.as_mut().expect("a batch is open");
         open.members += 1;
         joined.join(&open.batch);

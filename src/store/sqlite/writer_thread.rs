@@ -242,6 +242,23 @@ mod tests {
         tx
     }
 
+    /// Queues `n` jobs, each inserting its own row `v0`, `v1`, ...
+    fn queue_inserts(
+        writer: &Arc<Writer>,
+        queue: &Queue,
+        path: &std::path::Path,
+        answers: &Answers,
+        n: usize,
+    ) {
+        for i in 0..n {
+            let v = format!("v{i}");
+            let j = job(writer, path, answers, &v.clone(), move |w| {
+                write(w, |c| insert(c, &v))
+            });
+            queue.submit(j).map_err(|_| ()).unwrap();
+        }
+    }
+
     fn wait_for(answers: &Answers, n: usize) {
         while answers.lock().unwrap().len() < n {
             std::thread::sleep(Duration::from_millis(1));
@@ -254,13 +271,7 @@ mod tests {
         let (writer, queue, path) = queue(&dir);
         let answers = Answers::default();
         let gate = hold(&queue);
-        for i in 0..5 {
-            let v = format!("v{i}");
-            let j = job(&writer, &path, &answers, &v.clone(), move |w| {
-                write(w, |c| insert(c, &v))
-            });
-            queue.submit(j).map_err(|_| ()).unwrap();
-        }
+        queue_inserts(&writer, &queue, &path, &answers, 5);
         drop(gate);
         wait_for(&answers, 5);
         let stats = writer.stats();
@@ -465,13 +476,7 @@ mod tests {
         let (writer, queue, path) = queue(&dir);
         let answers = Answers::default();
         let gate = hold(&queue);
-        for i in 0..3 {
-            let v = format!("v{i}");
-            let j = job(&writer, &path, &answers, &v.clone(), move |w| {
-                write(w, |c| insert(c, &v))
-            });
-            queue.submit(j).map_err(|_| ()).unwrap();
-        }
+        queue_inserts(&writer, &queue, &path, &answers, 3);
         drop(gate);
         drop(queue);
         // The drop waited for the thread: every queued job was answered and committed.
