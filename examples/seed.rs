@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use keygate::core::{Core, KeyPolicy, PublicKey};
-use keygate::store::{NewKey, Store, StoreError};
+use keygate::store::{NewKey, Store, StoreError, now_ms};
 use sha2::{Digest, Sha256};
 
 const BATCH: usize = 20_000;
@@ -164,6 +164,7 @@ fn main() {
             .collect();
         store
             .write(|db| {
+                let now = now_ms();
                 for (offset, key) in keys.iter().enumerate() {
                     let i = seq + offset;
                     let text = key.text();
@@ -177,12 +178,14 @@ fn main() {
                         public: false,
                         owner_id: Some(owner),
                         expires_at: None,
+                        created_at: now,
                     })?;
                     db.insert_link(
                         repo_ids[i % repo_ids.len()],
                         id,
                         i.is_multiple_of(2),
                         Some(owner),
+                        now,
                     )?;
                 }
                 Ok::<_, StoreError>(())

@@ -1685,3 +1685,63 @@ fn fingerprint_prefixes_in_any_case() {
     .send()
     .expect(404);
 }
+
+/// A create answers with the row it stored, built from what it wrote rather than read back: the
+/// GET that follows shows exactly the same key, for a maintainer and for an admin who is no member.
+#[test]
+fn a_created_key_is_answered_exactly_as_it_is_stored() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    for (who, token, can_push) in [("alice", &seed.alice, true), ("root", &seed.root, false)] {
+        let created = gw
+            .req("POST", &keys_path(seed.widgets))
+            .token(token)
+            .json(&json!({
+                "title": format!("exact {who}"),
+                "key": fresh_key(&format!("exact-{who}")),
+                "can_push": can_push,
+                "expires_at": "2099-01-02T03:04:05Z",
+            }))
+            .send()
+            .expect(201)
+            .json();
+        assert_eq!(created["can_push"], can_push);
+        assert!(created["expires_at"].is_string(), "{created}");
+        assert!(created["created_at"].is_string(), "{created}");
+        let id = created["id"].as_i64().unwrap();
+        let got = gw
+            .req("GET", &format!("{}/{id}", keys_path(seed.widgets)))
+            .token(token)
+            .send()
+            .expect(200)
+            .json();
+        assert_eq!(created, got, "{who}");
+    }
+}
+
+/// The key is parsed where the request arrives, before its write queues for the writer, but
+/// judged only once the caller may manage the project: a reporter and a stranger who paste a
+/// private key hear 403 and 404, as on GitLab, and only a maintainer hears what is wrong with it.
+#[test]
+fn a_bad_key_is_judged_only_after_the_caller_may_manage_the_project() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let body = json!({"title": "t", "key": common::fixture("private-openssh-ed25519.key")});
+    let post = |token: &str, project: i64| {
+        gw.req("POST", &keys_path(project))
+            .token(token)
+            .json(&body)
+            .send()
+    };
+    let res = post(&seed.bob, seed.widgets).expect(403);
+    assert_eq!(res.json(), json!({"message": "403 Forbidden"}));
+    let res = post(&seed.alice, seed.secret).expect(404);
+    assert_eq!(res.json(), json!({"message": "404 Project Not Found"}));
+    let res = post(&seed.alice, seed.widgets).expect(400);
+    assert!(
+        res.json()["message"].to_string().contains("private key"),
+        "{}",
+        res.json()
+    );
+    assert_eq!(count(&gw, &seed.root, seed.widgets), 0);
+}

@@ -30,8 +30,9 @@ fn bulk_keys(gw: &Gateway, repo: i64, from: usize, count: usize, public_every: u
                     public: n % public_every == 0,
                     owner_id: None,
                     expires_at: None,
+                    created_at: 1,
                 })?;
-                db.insert_link(repo, id, false, None)?;
+                db.insert_link(repo, id, false, None, 1)?;
                 ids.push(id);
             }
             Ok::<_, keygate::store::StoreError>(ids)

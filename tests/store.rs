@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use keygate::store::{Db, KeyRange, NewKey, Role, Scope, Store, StoreError};
+use keygate::store::{Db, KeyRange, NewKey, Role, Scope, Store, StoreError, now_ms};
 
 /// A fresh store per backend: SQLite always, PostgreSQL when the tests have a server.
 fn backends() -> Vec<(&'static str, Store, Keep)> {
@@ -73,6 +73,7 @@ fn key<'a>(sha: &'a str, md5: &'a str, public: bool, owner: Option<i64>) -> NewK
         public,
         owner_id: owner,
         expires_at: None,
+        created_at: now_ms(),
     }
 }
 
@@ -298,11 +299,13 @@ conformance!(keys_links_conflicts_and_orphans, |store| {
         "renamed"
     );
 
-    w(&store, |db| db.insert_link(r1, k1, false, Some(u)));
-    w(&store, |db| db.insert_link(r2, k1, true, None));
-    w(&store, |db| db.insert_link(r1, k2, true, Some(u)));
+    w(&store, |db| {
+        db.insert_link(r1, k1, false, Some(u), now_ms())
+    });
+    w(&store, |db| db.insert_link(r2, k1, true, None, now_ms()));
+    w(&store, |db| db.insert_link(r1, k2, true, Some(u), now_ms()));
     let err = store
-        .write(|db| db.insert_link(r1, k1, true, None))
+        .write(|db| db.insert_link(r1, k1, true, None, now_ms()))
         .unwrap_err();
     assert_eq!(unique(err), "key_links.repo_id, key_links.key_id");
     assert_eq!(r(&store, |db| db.link_count(k1)), 2);
@@ -402,8 +405,8 @@ conformance!(keys_links_conflicts_and_orphans, |store| {
     let k3 = w(&store, |db| {
         db.insert_key(&key("SHA256:c", "m3", false, None))
     });
-    w(&store, |db| db.insert_link(r2, k3, false, None));
-    w(&store, |db| db.insert_link(r2, k2, false, None));
+    w(&store, |db| db.insert_link(r2, k3, false, None, now_ms()));
+    w(&store, |db| db.insert_link(r2, k2, false, None, now_ms()));
     assert!(w(&store, |db| db.delete_repo(r2)));
     assert_eq!(r(&store, |db| db.key_by_id(k3)), None);
     assert!(r(&store, |db| db.key_by_id(k2)).is_some());
@@ -436,9 +439,9 @@ conformance!(who_may_see_and_reuse_keys, |store| {
         db.insert_key(&key("SHA256:s", "4", false, None))
     });
     w(&store, |db| {
-        db.insert_link(r1, on_r1, false, None)?;
-        db.insert_link(r2, on_r1, false, None)?;
-        db.insert_link(r3, on_r3, false, None)
+        db.insert_link(r1, on_r1, false, None, now_ms())?;
+        db.insert_link(r2, on_r1, false, None, now_ms())?;
+        db.insert_link(r3, on_r3, false, None, now_ms())
     });
     assert!(r(&store, |db| db.key_accessible(owned, bob)));
     assert!(!r(&store, |db| db.key_accessible(owned, alice)));
@@ -489,11 +492,15 @@ conformance!(namespace_wide_roles_and_keys_cover_the_subtree, |store| {
     for (i, repo_id) in [deep, w1, deep, e1].into_iter().enumerate() {
         let sha = format!("SHA256:{i}");
         let id = w(&store, |db| db.insert_key(&key(&sha, "m", false, None)));
-        w(&store, |db| db.insert_link(repo_id, id, false, None));
+        w(&store, |db| {
+            db.insert_link(repo_id, id, false, None, now_ms())
+        });
         ids.push(id);
     }
     // The same key on two repositories of the subtree counts once.
-    w(&store, |db| db.insert_link(w1, ids[0], false, None));
+    w(&store, |db| {
+        db.insert_link(w1, ids[0], false, None, now_ms())
+    });
     let (page, total) = r(&store, |db| db.namespace_key_ids(top, None, 0, 10));
     assert_eq!((page, total), (vec![ids[0], ids[1], ids[2]], 3));
     let (page, total) = r(&store, |db| db.namespace_key_ids(top, None, 1, 1));
@@ -547,7 +554,7 @@ conformance!(access_keys_submodules_and_link_labels, |store| {
     let k = w(&store, |db| {
         db.insert_key(&key("SHA256:l", "m", false, None))
     });
-    w(&store, |db| db.insert_link(r1, k, false, None));
+    w(&store, |db| db.insert_link(r1, k, false, None, now_ms()));
     assert_eq!(r(&store, |db| db.link_application(r1, k)), None);
     w(&store, |db| db.set_link_application(r1, k, "ci"));
     w(&store, |db| db.set_link_application(r1, k, "release"));
@@ -556,7 +563,7 @@ conformance!(access_keys_submodules_and_link_labels, |store| {
         Some("release")
     );
     w(&store, |db| db.delete_link(r1, k));
-    w(&store, |db| db.insert_link(r1, k, false, None));
+    w(&store, |db| db.insert_link(r1, k, false, None, now_ms()));
     assert_eq!(
         r(&store, |db| db.link_application(r1, k)),
         None,
@@ -585,7 +592,7 @@ conformance!(
             db.insert_key(&key("SHA256:door", "m", false, None))
         });
         assert_eq!(r(&store, |db| db.linked_key_by_sha256("SHA256:door")), None);
-        w(&store, |db| db.insert_link(r1, k, false, None));
+        w(&store, |db| db.insert_link(r1, k, false, None, now_ms()));
         assert_eq!(
             r(&store, |db| db.linked_key_by_sha256("SHA256:door"))
                 .unwrap()
@@ -619,11 +626,11 @@ conformance!(
             .collect();
         // Key 0 on both, 1 on r1, 2 on r2, 3 on r2, 4 on none.
         w(&store, |db| {
-            db.insert_link(r2, ids[0], false, None)?;
-            db.insert_link(r1, ids[0], false, None)?;
-            db.insert_link(r2, ids[3], false, None)?;
-            db.insert_link(r1, ids[1], true, None)?;
-            db.insert_link(r2, ids[2], false, None)
+            db.insert_link(r2, ids[0], false, None, now_ms())?;
+            db.insert_link(r1, ids[0], false, None, now_ms())?;
+            db.insert_link(r2, ids[3], false, None, now_ms())?;
+            db.insert_link(r1, ids[1], true, None, now_ms())?;
+            db.insert_link(r2, ids[2], false, None, now_ms())
         });
         let page = |repo: Option<i64>, after: i64, limit: u32| -> Vec<i64> {
             r(&store, |db| db.login_keys(repo, after, limit))
@@ -1132,7 +1139,7 @@ fn a_many_row_insert_that_loses_to_a_blind_writer_is_retried() {
         &store,
         |db| Ok(db.linked_key_ids(repo_id, &[id])?.is_empty()),
         |db| db.insert_links(repo_id, &[id], false, None),
-        |db| db.insert_link(repo_id, id, true, None),
+        |db| db.insert_link(repo_id, id, true, None, now_ms()),
     );
     drop(store);
     drop(schema);

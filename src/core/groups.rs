@@ -2,11 +2,11 @@
 
 use super::audit::{Actor, Change, record};
 use super::{
-    Added, Core, Denied, DeployKey, Error, Field, KeySubmission, LinkedKey, Missing, Namespace,
-    Paged, Principal, Problem, PublicKey, RepoRef, Repository, Result, Reuse, Window, managed_repo,
-    require_write,
+    Added, Core, Denied, DeployKey, Error, Field, LinkedKey, Missing, Namespace, Paged,
+    ParsedSubmission, Principal, Problem, PublicKey, RepoRef, Repository, Result, Reuse, Window,
+    managed_repo, require_write,
 };
-use crate::store::Db;
+use crate::store::{Db, now_ms};
 use serde_json::json;
 
 impl Core {
@@ -17,7 +17,7 @@ impl Core {
         &self,
         who: &Principal,
         repo: &RepoRef,
-        submission: &KeySubmission,
+        submission: &ParsedSubmission,
         application: &str,
     ) -> Result<(LinkedKey, Added)> {
         require_write(who)?;
@@ -114,7 +114,13 @@ impl Core {
             for child in &children {
                 let before = match db.linked_key(child.id, key_id)? {
                     None => {
-                        db.insert_link(child.id, key_id, linked.can_push, Some(who.user.id))?;
+                        db.insert_link(
+                            child.id,
+                            key_id,
+                            linked.can_push,
+                            Some(who.user.id),
+                            now_ms(),
+                        )?;
                         json!(null)
                     }
                     Some(there) if there.can_push != linked.can_push => {

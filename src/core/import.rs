@@ -217,6 +217,7 @@ fn import_chunk(
 
     let titles: Vec<String> = fresh.iter().map(|c| title_of(c)).collect();
     let texts: Vec<String> = fresh.iter().map(|c| c.key.text()).collect();
+    let now = now_ms();
     let new: Vec<NewKey> = fresh
         .iter()
         .zip(titles.iter().zip(&texts))
@@ -230,6 +231,7 @@ fn import_chunk(
             public: false,
             owner_id: None,
             expires_at: None,
+            created_at: now,
         })
         .collect();
     db.insert_keys(&new)?;

@@ -2,7 +2,7 @@
 
 use super::{
     AuditEvent, AuditFilter, DeployKey, KeyLink, KeyRange, LinkedKey, Namespace, NewKey,
-    Repository, Role, Scope, StoreError, Token, User,
+    Repository, Role, Scope, StoreError, Token, User, now_ms,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -73,12 +73,14 @@ pub trait Queries {
     fn update_key_title(&self, key_id: i64, title: &str) -> Result<()>;
     /// Removes a private key that no repository uses any more; public keys stay.
     fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool>;
+    /// A link made at `at` (milliseconds), its creation and last change.
     fn insert_link(
         &self,
         repo_id: i64,
         key_id: i64,
         can_push: bool,
         added_by: Option<i64>,
+        at: i64,
     ) -> Result<()>;
     /// Sets a link's push permission; `updated_at` moves only when the value really changes, as
     /// ActiveRecord leaves an unchanged row (and its timestamp) alone.
@@ -225,7 +227,7 @@ pub trait Queries {
         added_by: Option<i64>,
     ) -> Result<()> {
         for &key_id in key_ids {
-            self.insert_link(repo_id, key_id, can_push, added_by)?;
+            self.insert_link(repo_id, key_id, can_push, added_by, now_ms())?;
         }
         Ok(())
     }
@@ -359,8 +361,9 @@ macro_rules! forward_queries {
                 key_id: i64,
                 can_push: bool,
                 added_by: Option<i64>,
+                at: i64,
             ) -> Result<()> {
-                $ty::insert_link(self, repo_id, key_id, can_push, added_by)
+                $ty::insert_link(self, repo_id, key_id, can_push, added_by, at)
             }
             fn set_can_push(&self, repo_id: i64, key_id: i64, can_push: bool) -> Result<()> {
                 $ty::set_can_push(self, repo_id, key_id, can_push)

@@ -145,6 +145,8 @@ pub struct NewKey<'a> {
     pub public: bool,
     pub owner_id: Option<i64>,
     pub expires_at: Option<i64>,
+    /// When the core made it (milliseconds): the answer it gives is built from these values.
+    pub created_at: i64,
 }
 
 /// One change as the audit trail recorded it. Never a secret: a key appears by id and SHA256

@@ -22,7 +22,8 @@ async fn add_key(req: HttpRequest, state: web::Data<State>, payload: web::Payloa
     let call = Call::read(&req, payload).await?;
     let args = repository(&req).and_then(|repo| {
         let body = Body::parse(&call.body)?;
-        Ok((repo, body.add_request()?))
+        let (submission, application) = body.add_request()?;
+        Ok((repo, (state.core.parse_submission(submission), application)))
     });
     let linked = call
         .run(
@@ -37,7 +38,7 @@ async fn add_key(req: HttpRequest, state: web::Data<State>, payload: web::Payloa
                     // The same signed add again: with the key still there (a retry whose answer was
                     // lost, say) it is the usual duplicate; gone, it stays gone.
                     Err(Error::Conflict(Conflict::RequestUsed))
-                        if core.repo_has_key(who, &repo, &submission.key)? =>
+                        if core.repo_has_key(who, &repo, &submission.submission.key)? =>
                     {
                         Err(Error::Conflict(Conflict::KeyOnRepository))
                     }

@@ -171,11 +171,15 @@ pub(super) async fn create(
     let body = http::read_body(payload).await;
     let path = repo_path(&req);
     let repo = RepoRef::Path(path.clone());
+    // Read and parsed here, off the writer thread; judged only once the caller may write.
+    let core = &state.core;
+    let submitted =
+        body.map(|body| submission(core.policy(), &body).map(|s| core.parse_submission(s)));
     let (linked, _) = run(&req, &state, DOCS_CREATE, move |core, who| {
         // Who may write here is settled before the body is looked at, so an unknown repository
         // is a 404 and a reporter a 403 whatever they sent, as on GitHub.
         core.preflight(who, true, Gate::Manage(&repo))?;
-        let submission = submission(core.policy(), &body?)?;
+        let submission = submitted??;
         Ok(core.add_key(who, &repo, &submission, Reuse::Exclusive)?)
     })
     .await?;

@@ -59,7 +59,7 @@ pub(super) async fn op_create(
 ) -> Result<LinkedKey, GlError> {
     let call = Call::with_body(req, payload).await?;
     let repo = project_ref(req);
-    let args = call.submission();
+    let args = call.submission().map(|s| state.core.parse_submission(s));
     call.run(
         state,
         Need::Manage(repo.clone()),

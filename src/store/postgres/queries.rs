@@ -434,11 +434,12 @@ impl PgDb<'_> {
         let public: Vec<bool> = new.iter().map(|k| k.public).collect();
         let owner: Vec<Option<i64>> = new.iter().map(|k| k.owner_id).collect();
         let expires: Vec<Option<i64>> = new.iter().map(|k| k.expires_at).collect();
+        let created: Vec<i64> = new.iter().map(|k| k.created_at).collect();
         let inserted = self.exec(
             "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, \
              title, public, owner_id, expires_at, created_at) \
-             SELECT *, $10 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
-             $5::int4[], $6::text[], $7::bool[], $8::int8[], $9::int8[]) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+             $5::int4[], $6::text[], $7::bool[], $8::int8[], $9::int8[], $10::int8[]) \
              ON CONFLICT (fingerprint_sha256) DO NOTHING",
             &[
                 &column(|k| k.fingerprint_sha256),
@@ -450,7 +451,7 @@ impl PgDb<'_> {
                 &public,
                 &owner,
                 &expires,
-                &now_ms(),
+                &created,
             ],
         )?;
         all_inserted(inserted, new.len(), "deploy_keys.fingerprint_sha256")
@@ -484,7 +485,7 @@ impl PgDb<'_> {
                     &new.public,
                     &new.owner_id,
                     &new.expires_at,
-                    &now_ms(),
+                    &new.created_at,
                 ],
             )?
             .get(0))
@@ -512,11 +513,12 @@ impl PgDb<'_> {
         key_id: i64,
         can_push: bool,
         added_by: Option<i64>,
+        at: i64,
     ) -> Result<()> {
         self.exec(
             "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
-            &[&repo_id, &key_id, &can_push, &added_by, &now_ms()],
+            &[&repo_id, &key_id, &can_push, &added_by, &at],
         )?;
         Ok(())
     }

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_key_counts.sql"),
     include_str!("migrations/0007_audit_events.sql"),
     include_str!("migrations/0008_audit_check.sql"),
+    include_str!("migrations/0009_public_keys_partial.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.

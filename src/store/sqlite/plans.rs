@@ -73,10 +73,11 @@ fn the_million_key_operations_walk_indexes_only() {
         public,
         owner_id: None,
         expires_at: None,
+        created_at: 1,
     };
     let key = db.insert_key(&new("SHA256:a", false)).unwrap();
     db.insert_key(&new("SHA256:b", true)).unwrap();
-    db.insert_link(repo, key, false, Some(admin)).unwrap();
+    db.insert_link(repo, key, false, Some(admin), 1).unwrap();
 
     // The statements each operation runs, in the order its core function runs them.
     type Run<'a> = Box<dyn Fn(&SqliteDb) + 'a>;
@@ -173,4 +174,46 @@ fn unbounded_plans_are_caught() {
             "not caught: {sql}: {lines:?}"
         );
     }
+}
+
+/// `?public=true` pages walk the partial index of instance-wide keys (schema 9), which private
+/// keys never enter: a walk of the primary key in id order is a SEARCH too, so `growth` alone
+/// would not notice it reading every private key to fill a page of public ones.
+#[test]
+fn public_pages_walk_the_index_of_public_keys_only() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate(&mut conn).unwrap();
+    let db = SqliteDb {
+        conn: &conn,
+        memo: None,
+        session: None,
+    };
+    for descending in [false, true] {
+        let range = KeyRange {
+            public_only: true,
+            descending,
+            ..KeyRange::default()
+        };
+        RAN.with(|ran| ran.borrow_mut().clear());
+        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(record));
+        db.list_keys(range, 0, 20).unwrap();
+        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, None);
+        let ran = RAN.with(|ran| ran.take());
+        assert_eq!(ran.len(), 1, "{ran:?}");
+        let lines = plan(&conn, &ran[0]);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("USING INDEX deploy_keys_public")),
+            "{lines:?}"
+        );
+    }
+    let partial: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'deploy_keys_public'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(partial.ends_with("WHERE public = 1"), "{partial}");
 }

@@ -448,7 +448,7 @@ impl SqliteDb<'_> {
                 new.public,
                 new.owner_id,
                 new.expires_at,
-                now_ms()
+                new.created_at
             ])?;
         Ok(self.conn().last_insert_rowid())
     }
@@ -478,13 +478,14 @@ impl SqliteDb<'_> {
         key_id: i64,
         can_push: bool,
         added_by: Option<i64>,
+        at: i64,
     ) -> Result<()> {
         self.conn()
             .prepare_cached(
                 "INSERT INTO key_links (repo_id, key_id, can_push, added_by, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?
-            .execute(params![repo_id, key_id, can_push, added_by, now_ms()])?;
+            .execute(params![repo_id, key_id, can_push, added_by, at])?;
         Ok(())
     }
 
