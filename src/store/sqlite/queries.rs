@@ -14,11 +14,24 @@ type Result<T> = std::result::Result<T, StoreError>;
 // Paged queries write `LIMIT ?n + 0 OFFSET ?m + 0`. SQLite peeks at a bare bound LIMIT to plan the
 // query and marks the statement stale whenever that value is bound again, so a cached statement was
 // compiled anew on every request (seen in its RePrepare counter; about 300 µs of CPU per list).
-pub(in crate::store::sqlite) const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
-     k.title, k.public, k.owner_id, k.expires_at, k.last_used_at, k.created_at";
+//
+// The column lists are macros, so that `concat!` writes each statement's text at compile time: a
+// `format!` built it anew on every call, and the statement cache then hashed the fresh String.
+macro_rules! key_cols {
+    () => {
+        "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
+         k.title, k.public, k.owner_id, k.expires_at, k.last_used_at, k.created_at"
+    };
+}
+pub(in crate::store::sqlite) use key_cols;
+pub(in crate::store::sqlite) const KEY_COLS: &str = key_cols!();
 
-const REPO_COLS: &str = "r.id, r.name, r.full_path, r.created_at, \
-     n.id, n.parent_id, n.name, n.full_path, n.uuid, n.created_at";
+macro_rules! repo_cols {
+    () => {
+        "r.id, r.name, r.full_path, r.created_at, \
+         n.id, n.parent_id, n.name, n.full_path, n.uuid, n.created_at"
+    };
+}
 
 pub(in crate::store::sqlite) fn key_at(row: &Row, at: usize) -> rusqlite::Result<DeployKey> {
     Ok(DeployKey {
@@ -302,13 +315,15 @@ impl SqliteDb<'_> {
             &id,
             || {
                 Ok(self
-            .conn()
-            .prepare_cached(&format!(
-                "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
+                    .conn()
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        repo_cols!(),
+                        " FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
                  WHERE r.id = ?1"
-            ))?
-            .query_row([id], |r| repo_at(r, 0))
-            .optional()?)
+                    ))?
+                    .query_row([id], |r| repo_at(r, 0))
+                    .optional()?)
             },
         )
     }
@@ -320,13 +335,15 @@ impl SqliteDb<'_> {
             full_path,
             || {
                 Ok(self
-            .conn()
-            .prepare_cached(&format!(
-                "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
+                    .conn()
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        repo_cols!(),
+                        " FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
                  WHERE r.full_path = ?1"
-            ))?
-            .query_row([full_path], |r| repo_at(r, 0))
-            .optional()?)
+                    ))?
+                    .query_row([full_path], |r| repo_at(r, 0))
+                    .optional()?)
             },
         )
     }
@@ -339,8 +356,10 @@ impl SqliteDb<'_> {
     }
 
     pub(super) fn list_repos(&self) -> Result<Vec<Repository>> {
-        let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {REPO_COLS} FROM repositories r JOIN namespaces n ON n.id = r.namespace_id ORDER BY r.id"
+        let mut stmt = self.conn().prepare_cached(concat!(
+            "SELECT ",
+            repo_cols!(),
+            " FROM repositories r JOIN namespaces n ON n.id = r.namespace_id ORDER BY r.id"
         ))?;
         let rows = stmt.query_map([], |r| repo_at(r, 0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -404,8 +423,10 @@ impl SqliteDb<'_> {
     pub(super) fn key_by_id(&self, id: i64) -> Result<Option<DeployKey>> {
         Ok(self
             .conn()
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.id = ?1"
+            .prepare_cached(concat!(
+                "SELECT ",
+                key_cols!(),
+                " FROM deploy_keys k WHERE k.id = ?1"
             ))?
             .query_row([id], |r| key_at(r, 0))
             .optional()?)
@@ -414,8 +435,10 @@ impl SqliteDb<'_> {
     pub(super) fn key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .conn()
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1"
+            .prepare_cached(concat!(
+                "SELECT ",
+                key_cols!(),
+                " FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1"
             ))?
             .query_row([fingerprint], |r| key_at(r, 0))
             .optional()?)
@@ -424,8 +447,10 @@ impl SqliteDb<'_> {
     pub(super) fn key_by_md5(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .conn()
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.fingerprint_md5 = ?1 ORDER BY k.id LIMIT 1"
+            .prepare_cached(concat!(
+                "SELECT ",
+                key_cols!(),
+                " FROM deploy_keys k WHERE k.fingerprint_md5 = ?1 ORDER BY k.id LIMIT 1"
             ))?
             .query_row([fingerprint], |r| key_at(r, 0))
             .optional()?)
@@ -523,15 +548,17 @@ impl SqliteDb<'_> {
             &(repo_id, key_id),
             || {
                 Ok(self
-            .conn()
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
+                    .conn()
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        key_cols!(),
+                        ", l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
                  FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
                  LEFT JOIN users u ON u.id = l.added_by \
                  WHERE l.repo_id = ?1 AND l.key_id = ?2"
-            ))?
-            .query_row([repo_id, key_id], linked_at)
-            .optional()?)
+                    ))?
+                    .query_row([repo_id, key_id], linked_at)
+                    .optional()?)
             },
         )
     }
@@ -548,8 +575,8 @@ impl SqliteDb<'_> {
             |m| &mut m.pages,
             &(repo_id, offset, limit),
             || {
-                let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {KEY_COLS}, l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
+                let mut stmt = self.conn().prepare_cached(concat!(
+            "SELECT ", key_cols!(), ", l.repo_id, l.can_push, u.username, l.created_at, l.updated_at \
              FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
              LEFT JOIN users u ON u.id = l.added_by \
              WHERE l.id IN (SELECT id FROM key_links WHERE repo_id = ?1 ORDER BY id LIMIT ?2 + 0 OFFSET ?3 + 0) \
@@ -582,8 +609,10 @@ impl SqliteDb<'_> {
 
     /// Every repository a key is attached to, with its push permission there.
     pub(super) fn links_of_key(&self, key_id: i64) -> Result<Vec<KeyLink>> {
-        let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {REPO_COLS}, l.can_push, l.created_at, l.id, l.updated_at FROM key_links l \
+        let mut stmt = self.conn().prepare_cached(concat!(
+            "SELECT ",
+            repo_cols!(),
+            ", l.can_push, l.created_at, l.id, l.updated_at FROM key_links l \
              JOIN repositories r ON r.id = l.repo_id JOIN namespaces n ON n.id = r.namespace_id \
              WHERE l.key_id = ?1 ORDER BY l.id"
         ))?;

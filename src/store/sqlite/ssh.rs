@@ -13,10 +13,11 @@ impl SqliteDb<'_> {
     pub(super) fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .conn()
-            .prepare_cached(&format!(
-                "SELECT {} FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1 \
-                 AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id)",
-                super::queries::KEY_COLS
+            .prepare_cached(concat!(
+                "SELECT ",
+                super::queries::key_cols!(),
+                " FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1 \
+                 AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id)"
             ))?
             .query_row([fingerprint], |r| super::queries::key_at(r, 0))
             .optional()?)
