@@ -635,6 +635,55 @@ mod tests {
         assert_eq!(indexes, 3);
     }
 
+    /// Migration 9 keeps every key and lists the instance-wide ones as before, from an index that
+    /// holds them alone.
+    #[test]
+    fn migration_9_indexes_only_the_public_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..8] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 8).unwrap();
+            for (n, public) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
+                conn.execute(
+                    "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \
+                     bits, title, public, created_at) VALUES (?1, 'md5', 'text', 'ssh-ed25519', 256, \
+                     't', ?2, 0)",
+                    rusqlite::params![format!("SHA256:{n}"), public],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let public_only = KeyRange {
+            public_only: true,
+            ..KeyRange::default()
+        };
+        let ids = |range| {
+            store
+                .read(|db| db.list_keys(range, 0, 20))
+                .unwrap()
+                .iter()
+                .map(|k| k.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(public_only), [2, 4]);
+        assert_eq!(ids(KeyRange::default()), [1, 2, 3, 4]);
+        // INDEXED BY fails the statement outright if the index cannot serve it.
+        let conn = Connection::open(&path).unwrap();
+        let entries: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM deploy_keys INDEXED BY deploy_keys_public WHERE public = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(entries, 2);
+    }
+
     /// A database made before links had `updated_at` keeps its links, each last changed when made.
     #[test]
     fn migration_4_dates_existing_links_by_their_creation() {
