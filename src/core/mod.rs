@@ -304,7 +304,7 @@ impl Core {
                     repo.id,
                     id,
                     submission.can_push,
-                    new.owner_id,
+                    Some(who.user.id),
                     new.created_at,
                 )?;
                 // The answer is what was just stored, not read back: on SQLite this runs on the
@@ -806,7 +806,7 @@ fn managed_repo(db: &Db, who: &Principal, repo: &RepoRef) -> Result<Repository> 
         return find_repo(db, repo);
     }
     let (repo, role) = visible_repo(db, who, repo)?;
-    if who.user.admin || role == Some(Role::Maintainer) {
+    if role == Some(Role::Maintainer) {
         Ok(repo)
     } else {
         Err(Error::Forbidden(Denied::NotMaintainer))
