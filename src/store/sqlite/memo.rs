@@ -9,10 +9,21 @@
 //! reads are kept under the tag it began with; had something committed in between, the header
 //! already differs and the next session empties them.
 //! Only rows are kept: expiry and every other rule that depends on the clock run on each request.
+//!
+//! The writer connection has a memo of its own (`WriterHooks`): a batch's jobs authenticate the
+//! same token and find the same repository one after another, inside one write transaction that
+//! no other connection can commit into. Its rows live for one transaction of the writer, and
+//! none are kept or served once that transaction has changed any table but the key tables: a
+//! change it makes itself (a revoked token, a renamed repository) counts at the next lookup,
+//! even if a savepoint rolls it back later.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rusqlite::Connection;
 
 use super::wal_index::Header;
 use super::{LinkedKey, Repository, Role, Token, User};
@@ -38,11 +49,80 @@ impl<K, V> Default for Table<K, V> {
     }
 }
 
+/// What a memo's rows were read under.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Version {
+    /// A read session's: the WAL-index header as it began.
+    Wal(Header),
+    /// The writer's: its transaction, as `WriterHooks` counts them.
+    Writer(u64),
+}
+
+/// Tables whose rows no memoized lookup reads: the writer's changes to them (every key write)
+/// leave its memo valid. A change to any other table empties it until the transaction ends.
+const KEY_TABLES: [&str; 6] = [
+    "deploy_keys",
+    "key_links",
+    "key_link_applications",
+    "audit_events",
+    "key_counts",
+    "link_counts",
+];
+
+/// Tables the writer memo's rows come from (`token_by_hash`: tokens and users; `repo_by_id`,
+/// `repo_by_path`: repositories and namespaces). SQLite's update hook only hears changes to
+/// tables with a rowid, so each of these must have one (a test holds this).
+#[cfg(test)]
+const WRITER_MEMO_TABLES: [&str; 4] = ["tokens", "users", "repositories", "namespaces"];
+
+/// SQLite's hooks on the writer connection, telling its memo when rows may have changed.
+#[derive(Default)]
+pub(super) struct WriterHooks {
+    /// Transactions the writer connection has ended (committed or rolled back).
+    ended: AtomicU64,
+    /// The open transaction has changed a table outside `KEY_TABLES`.
+    changed: AtomicBool,
+}
+
+impl WriterHooks {
+    /// Installs the hooks on `conn`, the writer connection.
+    pub(super) fn install(conn: &Connection) -> rusqlite::Result<Arc<WriterHooks>> {
+        let hooks = Arc::new(WriterHooks::default());
+        let on_change = Arc::clone(&hooks);
+        conn.update_hook(Some(move |_, _: &str, table: &str, _| {
+            if !KEY_TABLES.contains(&table) {
+                on_change.changed.store(true, Ordering::Relaxed);
+            }
+        }))?;
+        let on_commit = Arc::clone(&hooks);
+        conn.commit_hook(Some(move || {
+            on_commit.end();
+            false
+        }))?;
+        let on_rollback = Arc::clone(&hooks);
+        conn.rollback_hook(Some(move || on_rollback.end()))?;
+        Ok(hooks)
+    }
+
+    fn end(&self) {
+        self.ended.fetch_add(1, Ordering::Relaxed);
+        self.changed.store(false, Ordering::Relaxed);
+    }
+
+    /// The open transaction, or `None` once it has changed what the memo's rows come from.
+    fn version(&self) -> Option<Version> {
+        (!self.changed.load(Ordering::Relaxed))
+            .then(|| Version::Writer(self.ended.load(Ordering::Relaxed)))
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Memo {
-    /// The WAL-index header as the session that read these rows began; `None` while nothing
-    /// may be kept (the header could not be read, or the session wrote).
-    version: Option<Header>,
+    /// What the rows were read under; `None` while nothing may be kept (the header could not
+    /// be read, the session wrote, the writer's transaction changed a table).
+    version: Option<Version>,
+    /// The writer's memo: its version is looked up again before every lookup.
+    writer: Option<Arc<WriterHooks>>,
     pub(super) tokens: Table<Vec<u8>, Option<(Token, User)>>,
     pub(super) repos_by_id: Table<i64, Option<Repository>>,
     pub(super) repos_by_path: Table<String, Option<Repository>>,
@@ -53,13 +133,29 @@ pub(super) struct Memo {
 }
 
 impl Memo {
+    /// The writer connection's memo, valid as `hooks` say.
+    pub(super) fn for_writer(hooks: Arc<WriterHooks>) -> Memo {
+        Memo {
+            writer: Some(hooks),
+            ..Memo::default()
+        }
+    }
+
     /// Called as a session starts, with the header read before its snapshot.
-    pub(super) fn validate(&mut self, version: Option<Header>) {
+    pub(super) fn validate(&mut self, version: Option<Version>) {
         if version.is_none() || version != self.version {
             *self = Memo {
                 version,
+                writer: self.writer.take(),
                 ..Memo::default()
             };
+        }
+    }
+
+    /// A writer memo's check before each lookup.
+    fn refresh(&mut self) {
+        if let Some(version) = self.writer.as_ref().map(|hooks| hooks.version()) {
+            self.validate(version);
         }
     }
 
@@ -70,7 +166,7 @@ impl Memo {
 
     /// Whether rows may be served and kept: the header was read and nothing since changed it
     /// in this session's view.
-    pub(super) fn version(&self) -> Option<&Header> {
+    pub(super) fn version(&self) -> Option<&Version> {
         self.version.as_ref()
     }
 }
@@ -93,6 +189,7 @@ where
     };
     {
         let mut memo = memo.borrow_mut();
+        memo.refresh();
         if memo.version.is_none() {
             drop(memo);
             return read();
@@ -115,4 +212,181 @@ where
     }
     rows.insert(key.to_owned(), value.clone());
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::super::SqliteStore;
+    use super::super::writer_thread::Job;
+    use super::*;
+    use crate::store::{AuditEvent, Scope, StoreError};
+
+    type Outcome = Result<Option<i64>, StoreError>;
+    type StoreJob = Box<dyn FnOnce(&SqliteStore) -> Outcome + Send>;
+
+    /// A store with user `u` and a token of hash `h`; its path stays in `dir`.
+    fn store(dir: &tempfile::TempDir) -> (SqliteStore, i64) {
+        let store = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+        let token = store
+            .write(|db| {
+                let user = db.insert_user("u", false)?;
+                db.insert_token(user, b"h", Scope::Api, None)
+            })
+            .unwrap();
+        (store, token)
+    }
+
+    /// The token of hash `hash` as a job of the writer thread finds it, with whether the memo
+    /// answered.
+    fn token(store: &SqliteStore, hash: &[u8]) -> Result<(Option<i64>, bool), StoreError> {
+        let misses = MISSES.get();
+        let found = store.read(|db| db.token_by_hash(hash))?;
+        Ok((found.map(|(t, _)| t.id), MISSES.get() == misses))
+    }
+
+    /// Runs `jobs` on the store's writer thread, all queued before the first runs (so in one
+    /// batch), and returns what each returned once its batch was decided.
+    fn in_one_batch(store: &SqliteStore, jobs: Vec<StoreJob>) -> Vec<Outcome> {
+        let (release, gate) = mpsc::channel::<()>();
+        let (started, wait_started) = mpsc::channel::<()>();
+        let hold: Job = Box::new(move || {
+            started.send(()).unwrap();
+            let _ = gate.recv();
+            Box::new(|_| {})
+        });
+        store.submit(hold).map_err(|_| ()).unwrap();
+        wait_started.recv().unwrap();
+        let before = store.batch_stats().batches;
+        let (tx, rx) = mpsc::channel();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let (store2, tx) = (store.clone(), tx.clone());
+            let job: Job = Box::new(move || {
+                let own = job(&store2);
+                Box::new(move |durable| tx.send((i, durable.and(own))).unwrap())
+            });
+            store.submit(job).map_err(|_| ()).unwrap();
+        }
+        drop((tx, release));
+        let mut answers: Vec<(usize, Outcome)> = rx.iter().collect();
+        answers.sort_by_key(|(i, _)| *i);
+        assert_eq!(store.batch_stats().batches, before + 1, "not one batch");
+        answers.into_iter().map(|(_, a)| a).collect()
+    }
+
+    #[test]
+    fn a_token_revoked_in_the_batch_is_refused_at_its_next_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, id) = store(&dir);
+        let answers = in_one_batch(
+            &store,
+            vec![
+                Box::new(|s| {
+                    let (first, _) = token(s, b"h")?;
+                    let (again, memo) = token(s, b"h")?;
+                    assert!(memo, "the second lookup in the batch read the database");
+                    assert_eq!(first, again);
+                    Ok(first)
+                }),
+                Box::new(move |s| s.write(|db| db.delete_token(id)).map(|_| None)),
+                Box::new(|s| Ok(token(s, b"h")?.0)),
+            ],
+        );
+        assert_eq!(answers[0].as_ref().unwrap(), &Some(id));
+        assert_eq!(
+            answers[2].as_ref().unwrap(),
+            &None,
+            "a revoked token authenticated"
+        );
+    }
+
+    #[test]
+    fn a_token_of_a_rolled_back_change_is_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, id) = store(&dir);
+        let answers = in_one_batch(
+            &store,
+            vec![
+                Box::new(|s| Ok(token(s, b"h")?.0)),
+                // Adds a token, looks it up, then fails: its savepoint is rolled back.
+                Box::new(move |s| {
+                    s.write(|db| {
+                        db.insert_token(1, b"ghost", Scope::Api, None)?;
+                        assert!(db.token_by_hash(b"ghost")?.is_some());
+                        Err::<(), _>(StoreError::Busy)
+                    })
+                    .map(|_| None)
+                }),
+                Box::new(|s| Ok(token(s, b"ghost")?.0)),
+                Box::new(|s| Ok(token(s, b"h")?.0)),
+            ],
+        );
+        assert!(answers[1].is_err());
+        assert_eq!(
+            answers[2].as_ref().unwrap(),
+            &None,
+            "a rolled-back token authenticated"
+        );
+        assert_eq!(answers[3].as_ref().unwrap(), &Some(id));
+    }
+
+    #[test]
+    fn key_writes_keep_the_memo_and_a_deleted_user_empties_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store(&dir);
+        let answers = in_one_batch(
+            &store,
+            vec![
+                Box::new(|s| Ok(token(s, b"h")?.0)),
+                // A key table's change (an audit row) leaves the token's row as it was.
+                Box::new(|s| {
+                    let event = AuditEvent {
+                        actor_kind: "system".into(),
+                        actor_name: "test".into(),
+                        action: "test".into(),
+                        details: "{}".into(),
+                        ..AuditEvent::default()
+                    };
+                    s.write(|db| db.insert_audit_event(&event))?;
+                    let (_, memo) = token(s, b"h")?;
+                    assert!(memo, "a key-table write emptied the memo");
+                    Ok(None)
+                }),
+                // The user goes, and its tokens with it by ON DELETE CASCADE.
+                Box::new(|s| {
+                    let (found, _) = token(s, b"h")?;
+                    assert!(found.is_some());
+                    s.write(|db| db.delete_user(1))?;
+                    Ok(token(s, b"h")?.0)
+                }),
+            ],
+        );
+        assert_eq!(
+            answers[2].as_ref().unwrap(),
+            &None,
+            "the memo kept a deleted user's token"
+        );
+    }
+
+    #[test]
+    fn the_writer_memo_hears_every_change_to_its_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let _ = store(&dir);
+        let conn = Connection::open(dir.path().join("m.db")).unwrap();
+        for table in WRITER_MEMO_TABLES {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            // The update hook is silent for WITHOUT ROWID tables.
+            assert!(
+                !sql.to_uppercase().contains("WITHOUT ROWID"),
+                "{table}: {sql}"
+            );
+        }
+    }
 }

@@ -13,7 +13,7 @@ mod wal_index;
 mod writer_thread;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -86,6 +86,8 @@ pub struct SqliteStore {
     /// The server's writes (`submit`); CLI commands and background tasks use `writer` directly.
     queue: Arc<writer_thread::Queue>,
     sessions: Arc<session::Sessions>,
+    /// The writer connection's memo (memo.rs), used only while the writer's lock is held.
+    writer_memo: Arc<Mutex<std::cell::RefCell<memo::Memo>>>,
     file: Arc<FileId>,
 }
 
@@ -158,6 +160,7 @@ impl SqliteStore {
         // savepoint's writes: quadratic for a write of many keys (82% of a bulk insert's CPU, in
         // perf). On a file (past SQLITE_STMTJRNL_SPILL, .cargo/config.toml) nothing is walked.
         conn.pragma_update(None, "temp_store", "FILE")?;
+        let hooks = memo::WriterHooks::install(&conn)?;
         let writer = Arc::new(Writer::new(conn));
         let queue = Arc::new(writer_thread::Queue::start(Arc::clone(&writer))?);
         Ok(SqliteStore {
@@ -165,6 +168,7 @@ impl SqliteStore {
             writer,
             queue,
             sessions: Arc::new(session::Sessions::new(path)),
+            writer_memo: Arc::new(Mutex::new(memo::Memo::for_writer(hooks).into())),
             file,
         })
     }
@@ -235,9 +239,10 @@ impl SqliteStore {
             return self
                 .writer
                 .read_deferred(job.arrived, &mut job.joined, |conn| {
+                    let memo = self.writer_memo();
                     f(&SqliteDb {
                         conn,
-                        memo: None,
+                        memo: Some(&memo),
                         session: None,
                     })
                 })
@@ -260,6 +265,17 @@ impl SqliteStore {
         })
     }
 
+    /// The writer's memo, for a closure running under the writer's lock (so never contended).
+    fn writer_memo(&self) -> std::sync::MutexGuard<'_, std::cell::RefCell<memo::Memo>> {
+        self.writer_memo.lock().unwrap_or_else(|poisoned| {
+            // A job panicked mid-lookup: what it kept is not to be trusted.
+            let memo = poisoned.into_inner();
+            memo.borrow_mut().invalidate();
+            self.writer_memo.clear_poison();
+            memo
+        })
+    }
+
     /// Runs `f`, with every read it makes on this thread sharing one transaction (see
     /// `session::Sessions::run`). For requests that only read, run on an async worker.
     pub fn session<T>(&self, f: impl FnOnce() -> T) -> T {
@@ -278,9 +294,10 @@ impl SqliteStore {
         E: From<StoreError>,
     {
         let on = |conn: &Connection| {
+            let memo = self.writer_memo();
             f(&SqliteDb {
                 conn,
-                memo: None,
+                memo: Some(&memo),
                 session: None,
             })
         };
@@ -344,12 +361,18 @@ fn end_read(conn: &Connection) {
 pub struct SqliteDb<'a> {
     /// Through `conn()`, which begins a session's transaction first.
     conn: &'a Connection,
-    /// A read session's memo (`memo.rs`); `None` on pooled reads and on the writer.
+    /// A read session's memo or the writer's (`memo.rs`); `None` on pooled reads.
     memo: Option<&'a std::cell::RefCell<memo::Memo>>,
     session: Option<&'a session::Local>,
 }
 
 impl SqliteDb<'_> {
+    /// The memo for rows of tables whose every change the writer's memo does not hear (key
+    /// tables, memberships): a read session's only.
+    fn session_memo(&self) -> Option<&std::cell::RefCell<memo::Memo>> {
+        self.session.and(self.memo)
+    }
+
     /// The connection, for a statement: inside a session, its transaction has begun.
     fn conn(&self) -> &Connection {
         if let Some(session) = self.session {

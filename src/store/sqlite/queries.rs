@@ -401,7 +401,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn role_of(&self, repo_id: i64, user_id: i64) -> Result<Option<Role>> {
         memoized(
-            self.memo,
+            self.session_memo(),
             |m| &mut m.roles,
             &(repo_id, user_id),
             || {
@@ -543,7 +543,7 @@ impl SqliteDb<'_> {
 
     pub(super) fn linked_key(&self, repo_id: i64, key_id: i64) -> Result<Option<LinkedKey>> {
         memoized(
-            self.memo,
+            self.session_memo(),
             |m| &mut m.linked,
             &(repo_id, key_id),
             || {
@@ -571,7 +571,7 @@ impl SqliteDb<'_> {
         limit: u32,
     ) -> Result<Vec<LinkedKey>> {
         memoized(
-            self.memo,
+            self.session_memo(),
             |m| &mut m.pages,
             &(repo_id, offset, limit),
             || {
@@ -592,7 +592,7 @@ impl SqliteDb<'_> {
     pub(super) fn count_linked_keys(&self, repo_id: i64, upto: u64) -> Result<u64> {
         // From the counters of migration 6: walking the links cost half of a list of 20.
         let n = memoized(
-            self.memo,
+            self.session_memo(),
             |m| &mut m.link_counts,
             &repo_id,
             || {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use thread_local::ThreadLocal;
 
-use super::memo::Memo;
+use super::memo::{Memo, Version};
 use super::wal_index::{self, Header};
 use super::{Result, end_read, execute};
 
@@ -65,7 +65,7 @@ impl Local {
         if opened.is_err()
             || memo
                 .version()
-                .is_some_and(|v| self.header().as_ref() != Some(v))
+                .is_some_and(|v| self.header().map(Version::Wal).as_ref() != Some(v))
         {
             memo.invalidate();
         }
@@ -114,7 +114,10 @@ impl Sessions {
             let _ = execute(&local.conn, "ROLLBACK");
         }
         // Read before any snapshot this session takes: see memo.rs.
-        local.memo.borrow_mut().validate(local.header());
+        local
+            .memo
+            .borrow_mut()
+            .validate(local.header().map(Version::Wal));
         local.open.set(true);
         // Ends the transaction on every way out, a panic included, so the connection is never
         // left holding a snapshot (that would pin the WAL and stop checkpoints).
