@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::group_commit::{Joined, Writer};
 use crate::store::StoreError;
@@ -38,8 +38,9 @@ impl Queue {
         let thread = std::thread::Builder::new()
             .name("keygate-writer".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    run_batch(&writer, &rx, first);
+                let mut company = false;
+                while let Some(first) = next_job(&rx, company) {
+                    company = run_batch(&writer, &rx, first) > 1;
                 }
             })?;
         Ok(Queue {
@@ -83,9 +84,34 @@ thread_local! {
     static JOB: RefCell<Option<Context>> = const { RefCell::new(None) };
 }
 
+/// How long the writer thread, after a batch of more than one job, keeps looking for the next job
+/// (yielding its core between looks) before it sleeps. The clients it has just answered send
+/// their next writes within about this time; sleeping and being woken for each cost more than
+/// the looks, and left the writer idle a fifth of the time on 2 cores (docs/benchmarks.md).
+const LINGER: Duration = Duration::from_micros(400);
+
+/// The next job, waiting for it as long as it takes; `None` once the queue is closed. After a
+/// batch that had company (`company`), it looks for one for `LINGER` before it sleeps.
+fn next_job(rx: &mpsc::Receiver<Queued>, company: bool) -> Option<Queued> {
+    if company {
+        let since = Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(queued) => return Some(queued),
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) if since.elapsed() < LINGER => {
+                    std::thread::yield_now()
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+    }
+    rx.recv().ok()
+}
+
 /// Runs jobs from `first` on until the queue is empty or the batch is full or old, then commits
-/// them all at once and answers each.
-fn run_batch(writer: &Writer, rx: &mpsc::Receiver<Queued>, first: Queued) {
+/// them all at once and answers each. Returns how many jobs it ran.
+fn run_batch(writer: &Writer, rx: &mpsc::Receiver<Queued>, first: Queued) -> usize {
     let (max_requests, max_age) = writer.bounds();
     let began = Instant::now();
     let mut ran: Vec<(Option<Done>, Joined)> = Vec::new();
@@ -107,11 +133,13 @@ fn run_batch(writer: &Writer, rx: &mpsc::Receiver<Queued>, first: Queued) {
         next = rx.try_recv().ok();
     }
     writer.settle();
+    let jobs = ran.len();
     for (done, joined) in ran {
         if let Some(done) = done {
             done(joined.outcome());
         }
     }
+    jobs
 }
 
 /// The running job's context, when this thread is `writer`'s and runs a job. What it joined
