@@ -18,8 +18,10 @@
 #                same disk's fsync), scale (added by --keys N, e.g. --keys 1e6; SQLite only)
 #   env: CONNECTIONS (16), DURATION (10 seconds), WORKERS (server threads, 0 = one per core),
 #        BENCH_POSTGRES_URL (run on a fresh schema of this PostgreSQL database instead of a SQLite file),
-#        GATEWAYS (1; with 2, a second server on the same PostgreSQL shares the load: each load
-#        generator's connections are split between the two, and the figures add both servers up)
+#        KEYGATE_BIN (a keygate binary to measure instead of this checkout's: an older build, for a
+#        before and after in one sitting), GATEWAYS (1; with 2, a second server on the same
+#        PostgreSQL shares the load: each load generator's connections are split between the two,
+#        and the figures add both servers up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -48,7 +50,7 @@ fi
 # Two builds: built together with the examples, the binary would get their dev-dependency features.
 cargo build --release --quiet --example loadgen --example seed --example hello --example sqlite_full
 cargo build --release --quiet --bin keygate
-bin="$PWD/target/release/keygate"
+bin="${KEYGATE_BIN:-$PWD/target/release/keygate}"
 gen="$PWD/target/release/examples/loadgen"
 seeder="$PWD/target/release/examples/seed"
 hello="$PWD/target/release/examples/hello"
@@ -99,7 +101,7 @@ url="${urls[0]}"
 # The servers run_wrk loads and measures: keygate's gateways, unless a scenario aims elsewhere.
 target_pids=("${pids[@]}")
 target_urls=("${urls[@]}")
-echo "keygate $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $connections connections, ${duration}s each, store $([ -n "$schema" ] && echo PostgreSQL || echo SQLite), $gateways gateway(s)"
+echo "keygate $([ -n "${KEYGATE_BIN:-}" ] && echo "$KEYGATE_BIN" || git rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $connections connections, ${duration}s each, store $([ -n "$schema" ] && echo PostgreSQL || echo SQLite), $gateways gateway(s)"
 echo "idle: $(grep VmRSS /proc/$pid/status | tr -s ' \t' ' ')"
 
 start=$(date +%s.%N)
