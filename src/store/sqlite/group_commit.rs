@@ -672,6 +672,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_that_journals_megabytes_commits() {
+        // SQLite's unix VFS writes at most 0x1ffff bytes at once, and a sub-journal spilling to
+        // its file writes one chunk of SQLITE_STMTJRNL_SPILL bytes: past that size, SQLITE_FULL.
+        let dir = tempfile::tempdir().unwrap();
+        let (w, reader) = writer(&dir);
+        let fill = "x".repeat(200);
+        w.run(|c| {
+            for i in 0..20_000 {
+                insert(c, &format!("{i:05}{fill}"))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        // Each of the ~1,000 pages is journaled in the request's savepoint: 4 MiB.
+        w.run(|c| Ok::<_, StoreError>(c.execute_batch("UPDATE t SET v = 'y' || v")?))
+            .unwrap();
+        let first: String = reader
+            .query_row("SELECT min(v) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert!(first.starts_with("y00000"), "{first}");
+    }
+
+    #[test]
     fn a_lone_write_commits_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (w, reader) = writer(&dir);
