@@ -369,6 +369,34 @@ mod tests {
         );
     }
 
+    /// Runs `job` alone on the store's writer thread and returns what it returned.
+    fn on_writer(store: &SqliteStore, job: StoreJob) -> Outcome {
+        let (tx, rx) = mpsc::channel();
+        let store2 = store.clone();
+        let job: Job = Box::new(move || {
+            let own = job(&store2);
+            Box::new(move |durable| tx.send(durable.and(own)).unwrap())
+        });
+        store.submit(job).map_err(|_| ()).unwrap();
+        rx.recv().unwrap()
+    }
+
+    #[test]
+    fn a_token_revoked_by_another_process_between_batches_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, id) = store(&dir);
+        // A batch that only reads: it ends in a ROLLBACK, with nothing to commit.
+        let found = on_writer(&store, Box::new(|s| Ok(token(s, b"h")?.0)));
+        assert_eq!(found.unwrap(), Some(id));
+        // The CLI, say: its own connection, while the writer holds no transaction.
+        let other = Connection::open(dir.path().join("m.db")).unwrap();
+        other
+            .execute("DELETE FROM tokens WHERE id = ?1", [id])
+            .unwrap();
+        let found = on_writer(&store, Box::new(|s| Ok(token(s, b"h")?.0)));
+        assert_eq!(found.unwrap(), None, "the memo outlived its transaction");
+    }
+
     #[test]
     fn the_writer_memo_hears_every_change_to_its_tables() {
         let dir = tempfile::tempdir().unwrap();
