@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_audit_events.sql"),
     include_str!("migrations/0008_audit_check.sql"),
     include_str!("migrations/0009_public_keys_partial.sql"),
+    include_str!("migrations/0010_md5_prefix_index.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.
@@ -705,6 +706,46 @@ mod tests {
             )
             .unwrap();
         assert_eq!(entries, 2);
+    }
+
+    /// Migration 10 swaps the MD5 index for one of the fingerprints' first 11 characters, built
+    /// from the keys already stored: each is found by its MD5 as before.
+    #[test]
+    fn migration_10_finds_the_keys_stored_before_it_by_md5() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..9] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 9).unwrap();
+            for n in 1..=3 {
+                conn.execute(
+                    "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \
+                     bits, title, created_at) VALUES (?1, ?2, 'text', 'ssh-ed25519', 256, 't', 0)",
+                    rusqlite::params![format!("SHA256:{n}"), format!("aa:bb:cc:dd:0{n}")],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        for n in 1..=3 {
+            let found = store
+                .read(|db| db.key_by_md5(&format!("aa:bb:cc:dd:0{n}")))
+                .unwrap();
+            assert_eq!(found.map(|k| k.id), Some(n));
+        }
+        let conn = Connection::open(&path).unwrap();
+        let entries: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM deploy_keys INDEXED BY deploy_keys_md5 \
+                 WHERE substr(fingerprint_md5, 1, 11) = 'aa:bb:cc:dd'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(entries, 3);
     }
 
     /// A database made before links had `updated_at` keeps its links, each last changed when made.

@@ -125,6 +125,13 @@ fn the_million_key_operations_walk_indexes_only() {
             }),
         ),
         (
+            "GitLab fingerprint search",
+            Box::new(|db| {
+                db.key_by_md5("aa").unwrap();
+                db.key_by_sha256("SHA256:a").unwrap();
+            }),
+        ),
+        (
             "SSH lookup and access check",
             Box::new(|db| {
                 db.linked_key_by_sha256("SHA256:a").unwrap();
@@ -216,4 +223,58 @@ fn public_pages_walk_the_index_of_public_keys_only() {
         )
         .unwrap();
     assert!(partial.ends_with("WHERE public = 1"), "{partial}");
+}
+
+/// An MD5 fingerprint is found through the index of its first 11 characters (schema 10), and
+/// only the key whose whole fingerprint matches is answered: keys that share the prefix are
+/// told apart by the comparison after the index.
+#[test]
+fn an_md5_lookup_walks_the_prefix_index_and_compares_the_whole_fingerprint() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate(&mut conn).unwrap();
+    let db = SqliteDb {
+        conn: &conn,
+        memo: None,
+        session: None,
+    };
+    let prefix = "aa:bb:cc:dd";
+    let md5 = |tail: &str| format!("{prefix}:{tail}:00:00:00:00:00:00:00:00:00:00:00");
+    let (first, second) = (md5("01"), md5("02"));
+    let mut ids = Vec::new();
+    for (sha, fingerprint) in [("SHA256:a", &first), ("SHA256:b", &second)] {
+        let new = NewKey {
+            fingerprint_sha256: sha,
+            fingerprint_md5: fingerprint,
+            key_text: "ssh-ed25519 AAAA",
+            kind: "ssh-ed25519",
+            bits: 256,
+            title: "t",
+            public: false,
+            owner_id: None,
+            expires_at: None,
+            created_at: 1,
+        };
+        ids.push(db.insert_key(&new).unwrap());
+    }
+    assert_eq!(db.key_by_md5(&first).unwrap().unwrap().id, ids[0]);
+    assert_eq!(db.key_by_md5(&second).unwrap().unwrap().id, ids[1]);
+    assert!(db.key_by_md5(&md5("03")).unwrap().is_none());
+    assert!(db.key_by_md5(prefix).unwrap().is_none());
+
+    RAN.with(|ran| ran.borrow_mut().clear());
+    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(record));
+    db.key_by_md5(&first).unwrap();
+    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, None);
+    let ran = RAN.with(|ran| ran.take());
+    let lines = plan(&conn, &ran[0]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("USING INDEX deploy_keys_md5")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains("TEMP B-TREE")),
+        "{lines:?}"
+    );
 }

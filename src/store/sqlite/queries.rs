@@ -450,7 +450,8 @@ impl SqliteDb<'_> {
             .prepare_cached(concat!(
                 "SELECT ",
                 key_cols!(),
-                " FROM deploy_keys k WHERE k.fingerprint_md5 = ?1 ORDER BY k.id LIMIT 1"
+                " FROM deploy_keys k WHERE substr(k.fingerprint_md5, 1, 11) = substr(?1, 1, 11) \
+                 AND k.fingerprint_md5 = ?1 ORDER BY k.id LIMIT 1"
             ))?
             .query_row([fingerprint], |r| key_at(r, 0))
             .optional()?)
