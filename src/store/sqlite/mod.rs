@@ -506,6 +506,17 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A database at `path` as schema `version` left it, before the migrations after it.
+    fn at_schema(path: &std::path::Path, version: usize) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        conn
+    }
+
     /// The counters the lists read follow every insert, delete (cascades too) and change of
     /// `public`, and start from the keys a database already held when migration 6 ran.
     #[test]
@@ -521,11 +532,7 @@ mod tests {
             .unwrap();
         };
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..5] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 5).unwrap();
+            let conn = at_schema(&path, 5);
             for i in 0..7 {
                 insert(&conn, i, i64::from(i % 3 == 0));
             }
@@ -611,11 +618,7 @@ mod tests {
         let insert = "INSERT INTO audit_events (created_at, actor_kind, actor_name, action) \
                       VALUES (?1, ?2, 'someone', 'deploy_key.create')";
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..7] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 7).unwrap();
+            let conn = at_schema(&path, 7);
             for (at, kind) in [(1, "user"), (2, "cli"), (3, "system"), (4, "user")] {
                 conn.execute(insert, rusqlite::params![at, kind]).unwrap();
             }
@@ -666,11 +669,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..8] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 8).unwrap();
+            let conn = at_schema(&path, 8);
             for (n, public) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
                 conn.execute(
                     "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \
@@ -715,11 +714,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..9] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 9).unwrap();
+            let conn = at_schema(&path, 9);
             for n in 1..=3 {
                 conn.execute(
                     "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \

@@ -32,6 +32,47 @@ fn plan(conn: &Connection, sql: &str) -> Vec<String> {
         .unwrap()
 }
 
+/// A fresh database in memory with the whole schema.
+fn migrated() -> Connection {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate(&mut conn).unwrap();
+    conn
+}
+
+/// The store's queries on `conn` as they run outside any memo or session.
+fn plain(conn: &Connection) -> SqliteDb<'_> {
+    SqliteDb {
+        conn,
+        memo: None,
+        session: None,
+    }
+}
+
+/// The statements `run` makes SQLite execute on `conn`, parameters expanded.
+fn traced(conn: &Connection, run: impl FnOnce()) -> Vec<String> {
+    RAN.with(|ran| ran.borrow_mut().clear());
+    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(record));
+    run();
+    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, None);
+    RAN.with(|ran| ran.take())
+}
+
+/// A key to insert, by its fingerprints; the rest is the same for every key of these tests.
+fn new_key<'a>(sha256: &'a str, md5: &'a str, public: bool) -> NewKey<'a> {
+    NewKey {
+        fingerprint_sha256: sha256,
+        fingerprint_md5: md5,
+        key_text: "ssh-ed25519 AAAA",
+        kind: "ssh-ed25519",
+        bits: 256,
+        title: "t",
+        public,
+        owner_id: None,
+        expires_at: None,
+        created_at: 1,
+    }
+}
+
 /// Why a plan line costs more as the instance grows, if it does. A `SCAN` is allowed only of a
 /// capped count's own subquery, or on an index by a statement that a LIMIT stops.
 fn growth(sql: &str, line: &str) -> Option<&'static str> {
@@ -50,33 +91,16 @@ fn growth(sql: &str, line: &str) -> Option<&'static str> {
 
 #[test]
 fn the_million_key_operations_walk_indexes_only() {
-    let mut conn = Connection::open_in_memory().unwrap();
-    migrate(&mut conn).unwrap();
+    let mut conn = migrated();
     let tx = conn.transaction().unwrap();
-    let db = SqliteDb {
-        conn: &tx,
-        memo: None,
-        session: None,
-    };
+    let db = plain(&tx);
     let admin = db.insert_user("root", true).unwrap();
     db.insert_token(admin, b"hash", Scope::Api, None).unwrap();
     let ns = db.insert_namespace(None, "g", "g", "uuid").unwrap();
     let repo = db.insert_repo(None, ns, "r", "g/r").unwrap();
     db.set_role(repo, admin, Role::Maintainer).unwrap();
-    let new = |sha: &'static str, public| NewKey {
-        fingerprint_sha256: sha,
-        fingerprint_md5: "aa",
-        key_text: "ssh-ed25519 AAAA",
-        kind: "ssh-ed25519",
-        bits: 256,
-        title: "t",
-        public,
-        owner_id: None,
-        expires_at: None,
-        created_at: 1,
-    };
-    let key = db.insert_key(&new("SHA256:a", false)).unwrap();
-    db.insert_key(&new("SHA256:b", true)).unwrap();
+    let key = db.insert_key(&new_key("SHA256:a", "aa", false)).unwrap();
+    db.insert_key(&new_key("SHA256:b", "aa", true)).unwrap();
     db.insert_link(repo, key, false, Some(admin), 1).unwrap();
 
     // The statements each operation runs, in the order its core function runs them.
@@ -145,11 +169,7 @@ fn the_million_key_operations_walk_indexes_only() {
 
     let mut found = Vec::new();
     for (operation, run) in &operations {
-        RAN.with(|ran| ran.borrow_mut().clear());
-        tx.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(record));
-        run(&db);
-        tx.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, None);
-        let ran = RAN.with(|ran| ran.take());
+        let ran = traced(&tx, || run(&db));
         assert!(!ran.is_empty(), "{operation}: nothing ran");
         for sql in ran {
             for line in plan(&tx, &sql) {
@@ -166,9 +186,7 @@ fn the_million_key_operations_walk_indexes_only() {
 /// index and the capped count (schema 5) are caught.
 #[test]
 fn unbounded_plans_are_caught() {
-    let conn = Connection::open_in_memory().unwrap();
-    let mut conn = conn;
-    migrate(&mut conn).unwrap();
+    let conn = migrated();
     let before = [
         "SELECT COUNT(*) FROM deploy_keys WHERE (0 = 0 OR public = 1)",
         "SELECT id FROM deploy_keys k WHERE (1 = 0 OR k.public = 1) ORDER BY k.title LIMIT 20",
@@ -188,24 +206,17 @@ fn unbounded_plans_are_caught() {
 /// would not notice it reading every private key to fill a page of public ones.
 #[test]
 fn public_pages_walk_the_index_of_public_keys_only() {
-    let mut conn = Connection::open_in_memory().unwrap();
-    migrate(&mut conn).unwrap();
-    let db = SqliteDb {
-        conn: &conn,
-        memo: None,
-        session: None,
-    };
+    let conn = migrated();
+    let db = plain(&conn);
     for descending in [false, true] {
         let range = KeyRange {
             public_only: true,
             descending,
             ..KeyRange::default()
         };
-        RAN.with(|ran| ran.borrow_mut().clear());
-        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(record));
-        db.list_keys(range, 0, 20).unwrap();
-        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, None);
-        let ran = RAN.with(|ran| ran.take());
+        let ran = traced(&conn, || {
+            db.list_keys(range, 0, 20).unwrap();
+        });
         assert_eq!(ran.len(), 1, "{ran:?}");
         let lines = plan(&conn, &ran[0]);
         assert!(
@@ -230,42 +241,21 @@ fn public_pages_walk_the_index_of_public_keys_only() {
 /// told apart by the comparison after the index.
 #[test]
 fn an_md5_lookup_walks_the_prefix_index_and_compares_the_whole_fingerprint() {
-    let mut conn = Connection::open_in_memory().unwrap();
-    migrate(&mut conn).unwrap();
-    let db = SqliteDb {
-        conn: &conn,
-        memo: None,
-        session: None,
-    };
+    let conn = migrated();
+    let db = plain(&conn);
     let prefix = "aa:bb:cc:dd";
     let md5 = |tail: &str| format!("{prefix}:{tail}:00:00:00:00:00:00:00:00:00:00:00");
     let (first, second) = (md5("01"), md5("02"));
-    let mut ids = Vec::new();
-    for (sha, fingerprint) in [("SHA256:a", &first), ("SHA256:b", &second)] {
-        let new = NewKey {
-            fingerprint_sha256: sha,
-            fingerprint_md5: fingerprint,
-            key_text: "ssh-ed25519 AAAA",
-            kind: "ssh-ed25519",
-            bits: 256,
-            title: "t",
-            public: false,
-            owner_id: None,
-            expires_at: None,
-            created_at: 1,
-        };
-        ids.push(db.insert_key(&new).unwrap());
-    }
+    let ids = [("SHA256:a", &first), ("SHA256:b", &second)]
+        .map(|(sha, md5)| db.insert_key(&new_key(sha, md5, false)).unwrap());
     assert_eq!(db.key_by_md5(&first).unwrap().unwrap().id, ids[0]);
     assert_eq!(db.key_by_md5(&second).unwrap().unwrap().id, ids[1]);
     assert!(db.key_by_md5(&md5("03")).unwrap().is_none());
     assert!(db.key_by_md5(prefix).unwrap().is_none());
 
-    RAN.with(|ran| ran.borrow_mut().clear());
-    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(record));
-    db.key_by_md5(&first).unwrap();
-    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, None);
-    let ran = RAN.with(|ran| ran.take());
+    let ran = traced(&conn, || {
+        db.key_by_md5(&first).unwrap();
+    });
     let lines = plan(&conn, &ran[0]);
     assert!(
         lines
