@@ -246,6 +246,17 @@ mod tests {
         Ok((found.map(|(t, _)| t.id), MISSES.get() == misses))
     }
 
+    /// Queues `job` for the store's writer thread; `answer` gets what it returned once its batch
+    /// was decided (the batch's error if the batch failed).
+    fn queue(store: &SqliteStore, job: StoreJob, answer: impl FnOnce(Outcome) + Send + 'static) {
+        let store2 = store.clone();
+        let job: Job = Box::new(move || {
+            let own = job(&store2);
+            Box::new(move |durable| answer(durable.and(own)))
+        });
+        store.submit(job).map_err(|_| ()).unwrap();
+    }
+
     /// Runs `jobs` on the store's writer thread, all queued before the first runs (so in one
     /// batch), and returns what each returned once its batch was decided.
     fn in_one_batch(store: &SqliteStore, jobs: Vec<StoreJob>) -> Vec<Outcome> {
@@ -261,12 +272,8 @@ mod tests {
         let before = store.batch_stats().batches;
         let (tx, rx) = mpsc::channel();
         for (i, job) in jobs.into_iter().enumerate() {
-            let (store2, tx) = (store.clone(), tx.clone());
-            let job: Job = Box::new(move || {
-                let own = job(&store2);
-                Box::new(move |durable| tx.send((i, durable.and(own))).unwrap())
-            });
-            store.submit(job).map_err(|_| ()).unwrap();
+            let tx = tx.clone();
+            queue(store, job, move |answer| tx.send((i, answer)).unwrap());
         }
         drop((tx, release));
         let mut answers: Vec<(usize, Outcome)> = rx.iter().collect();
@@ -372,12 +379,7 @@ mod tests {
     /// Runs `job` alone on the store's writer thread and returns what it returned.
     fn on_writer(store: &SqliteStore, job: StoreJob) -> Outcome {
         let (tx, rx) = mpsc::channel();
-        let store2 = store.clone();
-        let job: Job = Box::new(move || {
-            let own = job(&store2);
-            Box::new(move |durable| tx.send(durable.and(own)).unwrap())
-        });
-        store.submit(job).map_err(|_| ()).unwrap();
+        queue(store, job, move |answer| tx.send(answer).unwrap());
         rx.recv().unwrap()
     }
 
