@@ -775,3 +775,64 @@ fn internal_routes_refuse_requests_without_the_secret() {
         assert!(!body.contains("/internal"), "{doc}");
     }
 }
+
+/// Stage 1 follows a key's attachments as they come and go through the API: an instance key
+/// attached nowhere is refused, opens once enabled on a project, stays open while one of two
+/// projects keeps it, and is refused again once the last lets it go, though the key remains.
+#[test]
+fn the_lookup_admits_a_key_exactly_while_some_repository_holds_it() {
+    let gw = Gateway::start();
+    let seed = gw.seed();
+    let secret = gw.internal_secret();
+    let public = common::fresh_key("instance");
+    let created = gw
+        .req("POST", "/api/v4/deploy_keys")
+        .token(&seed.root)
+        .json(&json!({"title": "instance", "key": public}))
+        .send()
+        .expect(201)
+        .json();
+    let id = created["id"].as_i64().unwrap();
+    let lookup = format!(
+        "/internal/ssh/authorized-key?fingerprint={}",
+        percent_encoding::utf8_percent_encode(
+            created["fingerprint_sha256"].as_str().unwrap(),
+            percent_encoding::NON_ALPHANUMERIC
+        )
+    );
+    let status = || {
+        gw.req("GET", &lookup)
+            .header("Authorization", &format!("Bearer {secret}"))
+            .send()
+            .status
+    };
+    let keys = |project: i64| format!("/api/v4/projects/{project}/deploy_keys/{id}");
+    assert_eq!(status(), 404, "attached nowhere yet");
+    for project in [seed.widgets, seed.cli_repo] {
+        gw.req("POST", &format!("{}/enable", keys(project)))
+            .token(&seed.alice)
+            .send()
+            .expect(201);
+        assert_eq!(status(), 200, "enabled on {project}");
+    }
+    gw.req("DELETE", &keys(seed.widgets))
+        .token(&seed.alice)
+        .send()
+        .expect(204);
+    assert_eq!(status(), 200, "one project still holds it");
+    gw.req("DELETE", &keys(seed.cli_repo))
+        .token(&seed.alice)
+        .send()
+        .expect(204);
+    assert_eq!(status(), 404, "no project holds it");
+    let listed = gw
+        .req("GET", "/api/v4/deploy_keys")
+        .token(&seed.root)
+        .send()
+        .expect(200)
+        .json();
+    assert!(
+        listed.as_array().unwrap().iter().any(|k| k["id"] == id),
+        "the instance key itself remains: {listed}"
+    );
+}

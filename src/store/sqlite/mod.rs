@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_audit_check.sql"),
     include_str!("migrations/0009_public_keys_partial.sql"),
     include_str!("migrations/0010_md5_prefix_index.sql"),
+    include_str!("migrations/0011_key_link_count.sql"),
 ];
 
 /// How long a writer waits for another writer before the request is answered as busy.
@@ -587,8 +588,29 @@ mod tests {
             assert_eq!(counted, links(repo), "repository {repo}");
             assert!(counted > 3);
         }
+        // Each key's own count of links (the SSH door's lookup reads it), as the links stand.
+        let per_key = || -> (i64, Vec<i64>) {
+            let drifted = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM deploy_keys k \
+                     WHERE links <> (SELECT COUNT(*) FROM key_links l WHERE l.key_id = k.id)",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let seen = conn
+                .prepare("SELECT DISTINCT links FROM deploy_keys ORDER BY links")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            (drifted, seen)
+        };
+        assert_eq!(per_key(), (0, vec![0, 1, 2]));
         conn.execute("DELETE FROM repositories WHERE id = 2", [])
             .unwrap();
+        assert_eq!(per_key(), (0, vec![0, 1]), "after the cascade");
         assert_eq!(
             store.read(|db| db.count_linked_keys(2, u64::MAX)).unwrap(),
             0
@@ -741,6 +763,58 @@ mod tests {
             )
             .unwrap();
         assert_eq!(entries, 3);
+    }
+
+    /// Migration 11 counts the links of the keys stored before it, the SSH door's lookup admits
+    /// exactly the linked ones, and a link cannot be moved to another key behind the counts.
+    #[test]
+    fn migration_11_counts_each_keys_links_and_the_lookup_reads_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = at_schema(&path, 10);
+            conn.execute_batch(
+                "INSERT INTO namespaces (name, full_path, uuid, created_at) VALUES ('g', 'g', 'u', 1);
+                 INSERT INTO repositories (namespace_id, name, full_path, created_at) VALUES (1, 'a', 'g/a', 1);
+                 INSERT INTO repositories (namespace_id, name, full_path, created_at) VALUES (1, 'b', 'g/b', 1);",
+            )
+            .unwrap();
+            for n in 1..=3 {
+                conn.execute(
+                    "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \
+                     bits, title, created_at) VALUES (?1, ?1, 'text', 'ssh-ed25519', 256, 't', 0)",
+                    [format!("SHA256:{n}")],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO key_links (repo_id, key_id, can_push, created_at) VALUES (1, 1, 0, 1);
+                 INSERT INTO key_links (repo_id, key_id, can_push, created_at) VALUES (2, 1, 0, 1);
+                 INSERT INTO key_links (repo_id, key_id, can_push, created_at) VALUES (1, 2, 0, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let counts: Vec<i64> = conn
+            .prepare("SELECT links FROM deploy_keys ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(counts, [2, 1, 0]);
+        for (n, admitted) in [(1, true), (2, true), (3, false)] {
+            let found = store
+                .read(|db| db.linked_key_by_sha256(&format!("SHA256:{n}")))
+                .unwrap();
+            assert_eq!(found.map(|k| k.id), admitted.then_some(n), "key {n}");
+        }
+        let moved = conn.execute("UPDATE key_links SET key_id = 3 WHERE key_id = 2", []);
+        assert!(
+            moved.is_err_and(|e| e.to_string().contains("key_id never changes")),
+            "a link moved to another key"
+        );
     }
 
     /// A database made before links had `updated_at` keeps its links, each last changed when made.

@@ -268,3 +268,29 @@ fn an_md5_lookup_walks_the_prefix_index_and_compares_the_whole_fingerprint() {
         "{lines:?}"
     );
 }
+
+/// The SSH door's lookup reads the fingerprint's index and the key's row, which counts the key's
+/// links, and no link: at a million keys each b-tree it touches is a random leaf to read.
+#[test]
+fn the_ssh_lookup_reads_one_index_and_the_keys_row_only() {
+    let conn = migrated();
+    let db = plain(&conn);
+    let ns = db.insert_namespace(None, "g", "g", "uuid").unwrap();
+    let repo = db.insert_repo(None, ns, "r", "g/r").unwrap();
+    let key = db.insert_key(&new_key("SHA256:a", "aa", false)).unwrap();
+    assert!(db.linked_key_by_sha256("SHA256:a").unwrap().is_none());
+    db.insert_link(repo, key, false, None, 1).unwrap();
+    assert_eq!(
+        db.linked_key_by_sha256("SHA256:a").unwrap().unwrap().id,
+        key
+    );
+
+    let ran = traced(&conn, || {
+        db.linked_key_by_sha256("SHA256:a").unwrap();
+    });
+    let lines = plan(&conn, &ran[0]);
+    assert_eq!(
+        lines,
+        ["SEARCH k USING INDEX sqlite_autoindex_deploy_keys_1 (fingerprint_sha256=?)"]
+    );
+}

@@ -373,10 +373,7 @@ impl SqliteDb<'_> {
             .execute([id])?
             > 0;
         self.conn()
-            .prepare_cached(
-                "DELETE FROM deploy_keys WHERE public = 0 \
-                 AND NOT EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = deploy_keys.id)",
-            )?
+            .prepare_cached("DELETE FROM deploy_keys WHERE public = 0 AND links = 0")?
             .execute([])?;
         Ok(gone)
     }
@@ -490,10 +487,7 @@ impl SqliteDb<'_> {
     pub(super) fn delete_key_if_orphaned(&self, key_id: i64) -> Result<bool> {
         Ok(self
             .conn()
-            .prepare_cached(
-                "DELETE FROM deploy_keys WHERE id = ?1 AND public = 0 \
-                 AND NOT EXISTS (SELECT 1 FROM key_links WHERE key_id = ?1)",
-            )?
+            .prepare_cached("DELETE FROM deploy_keys WHERE id = ?1 AND public = 0 AND links = 0")?
             .execute([key_id])?
             > 0)
     }

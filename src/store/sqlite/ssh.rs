@@ -9,15 +9,14 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 impl SqliteDb<'_> {
     /// The key with this SHA256 fingerprint, if it is attached to at least one repository: one
-    /// lookup on the fingerprint's unique index and one probe of `key_links_key`.
+    /// lookup on the fingerprint's unique index and the key's row, which counts its links.
     pub(super) fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
         Ok(self
             .conn()
             .prepare_cached(concat!(
                 "SELECT ",
                 super::queries::key_cols!(),
-                " FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1 \
-                 AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id)"
+                " FROM deploy_keys k WHERE k.fingerprint_sha256 = ?1 AND k.links > 0"
             ))?
             .query_row([fingerprint], |r| super::queries::key_at(r, 0))
             .optional()?)
@@ -44,8 +43,7 @@ impl SqliteDb<'_> {
             None => self
                 .conn()
                 .prepare_cached(&format!(
-                    "SELECT {cols} FROM deploy_keys k WHERE k.id > ?1 \
-                     AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id) \
+                    "SELECT {cols} FROM deploy_keys k WHERE k.id > ?1 AND k.links > 0 \
                      ORDER BY k.id LIMIT ?2"
                 ))?
                 .query_map(rusqlite::params![after, limit], key)?
