@@ -407,9 +407,13 @@ conformance!(keys_links_conflicts_and_orphans, |store| {
     });
     w(&store, |db| db.insert_link(r2, k3, false, None, now_ms()));
     w(&store, |db| db.insert_link(r2, k2, false, None, now_ms()));
+    let door = |store: &Store| r(store, |db| db.linked_key_by_sha256("SHA256:b")).map(|k| k.id);
+    assert_eq!(door(&store), Some(k2));
     assert!(w(&store, |db| db.delete_repo(r2)));
     assert_eq!(r(&store, |db| db.key_by_id(k3)), None);
     assert!(r(&store, |db| db.key_by_id(k2)).is_some());
+    // The public key stays, but with its last repository gone the SSH door admits it no more.
+    assert_eq!(door(&store), None);
 });
 
 conformance!(who_may_see_and_reuse_keys, |store| {

@@ -161,7 +161,8 @@ pub trait Queries {
         key_id: i64,
     ) -> Result<bool>;
     /// The key with this SHA256 fingerprint, if it is attached to at least one repository: one
-    /// lookup on the fingerprint's unique index and one probe of the links' index on `key_id`.
+    /// lookup on the fingerprint's unique index, then the key's count of links (SQLite) or a
+    /// probe of the links' index on `key_id` (PostgreSQL).
     fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>>;
     /// Up to `limit` keys attached to at least one repository (to `repo_id`, when given) with ids
     /// above `after`, in id order: a keyset page of the keys that may log in at all.

@@ -115,8 +115,11 @@ fn file_id(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
 fn set_up(conn: &Connection) -> rusqlite::Result<()> {
     // synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss, and an
     // acknowledged revocation must never come back. See docs/operations.md.
+    // recursive_triggers: without it, a row that a REPLACE conflict deletes fires no delete
+    // trigger, and the counters (the SSH door reads a key's count of links) would drift.
     conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; \
+         PRAGMA recursive_triggers = ON;",
     )?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(BUSY_TIMEOUT)
@@ -608,6 +611,18 @@ mod tests {
             (drifted, seen)
         };
         assert_eq!(per_key(), (0, vec![0, 1, 2]));
+        // A REPLACE deletes the rows it conflicts with: their delete triggers must fire too.
+        conn.execute(
+            "INSERT OR REPLACE INTO key_links (repo_id, key_id, can_push, created_at, updated_at) \
+             SELECT repo_id, key_id, 1, 2, 2 FROM key_links WHERE repo_id = 2",
+            [],
+        )
+        .unwrap();
+        assert_eq!(per_key(), (0, vec![0, 1, 2]), "after a REPLACE");
+        assert_eq!(
+            store.read(|db| db.count_linked_keys(2, u64::MAX)).unwrap(),
+            links(2)
+        );
         conn.execute("DELETE FROM repositories WHERE id = 2", [])
             .unwrap();
         assert_eq!(per_key(), (0, vec![0, 1]), "after the cascade");

@@ -3,8 +3,9 @@
 -- `key_links_key`: at a million keys a third random leaf (with its interior page) to read, beside
 -- the fingerprint index and the key's row, and 1.45-1.65x the lookup's cost at a thousand
 -- (docs/benchmarks.md). Each key's row now counts its links, kept by the triggers that already
--- count a repository's links, in the transaction of each change (cascades fire them too). Links
--- are only inserted and deleted, and their key_id is never changed, so the count cannot drift.
+-- count a repository's links, in the transaction of each change (cascades fire them too, and
+-- every connection sets recursive_triggers, so the rows a REPLACE deletes fire them as well). A
+-- link's key_id never changes (the trigger below refuses it): the count follows the links.
 ALTER TABLE deploy_keys ADD COLUMN links INTEGER NOT NULL DEFAULT 0;
 UPDATE deploy_keys SET links = (SELECT COUNT(*) FROM key_links l WHERE l.key_id = deploy_keys.id)
     WHERE id IN (SELECT key_id FROM key_links);
