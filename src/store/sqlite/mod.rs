@@ -521,6 +521,26 @@ mod tests {
         conn
     }
 
+    /// Inserts a key as any schema since the first holds one, with SQL alone (no store yet).
+    fn insert_key_row(conn: &Connection, sha256: &str, md5: &str, public: i64) {
+        conn.execute(
+            "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, \
+             title, public, created_at) VALUES (?1, ?2, 'ssh-ed25519 AAAA', 'ssh-ed25519', 256, 't', ?3, 1)",
+            rusqlite::params![sha256, md5, public],
+        )
+        .unwrap();
+    }
+
+    /// The keys' counts of links, as `sql` selects them.
+    fn links_column(conn: &Connection, sql: &str) -> Vec<i64> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
     /// The counters the lists read follow every insert, delete (cascades too) and change of
     /// `public`, and start from the keys a database already held when migration 6 ran.
     #[test]
@@ -528,12 +548,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("counts.db");
         let insert = |conn: &Connection, i: i64, public: i64| {
-            conn.execute(
-                "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, bits, title, public, created_at) \
-                 VALUES (?1, ?1, 'ssh-ed25519 AAAA', 'ssh-ed25519', 256, 't', ?2, 1)",
-                rusqlite::params![format!("SHA256:{i}"), public],
-            )
-            .unwrap();
+            let sha256 = format!("SHA256:{i}");
+            insert_key_row(conn, &sha256, &sha256, public);
         };
         {
             let conn = at_schema(&path, 5);
@@ -601,13 +617,10 @@ mod tests {
                     |r| r.get(0),
                 )
                 .unwrap();
-            let seen = conn
-                .prepare("SELECT DISTINCT links FROM deploy_keys ORDER BY links")
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap();
+            let seen = links_column(
+                &conn,
+                "SELECT DISTINCT links FROM deploy_keys ORDER BY links",
+            );
             (drifted, seen)
         };
         assert_eq!(per_key(), (0, vec![0, 1, 2]));
@@ -708,13 +721,7 @@ mod tests {
         {
             let conn = at_schema(&path, 8);
             for (n, public) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
-                conn.execute(
-                    "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \
-                     bits, title, public, created_at) VALUES (?1, 'md5', 'text', 'ssh-ed25519', 256, \
-                     't', ?2, 0)",
-                    rusqlite::params![format!("SHA256:{n}"), public],
-                )
-                .unwrap();
+                insert_key_row(&conn, &format!("SHA256:{n}"), "md5", public);
             }
         }
         let store = SqliteStore::open(&path).unwrap();
@@ -753,12 +760,12 @@ mod tests {
         {
             let conn = at_schema(&path, 9);
             for n in 1..=3 {
-                conn.execute(
-                    "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \
-                     bits, title, created_at) VALUES (?1, ?2, 'text', 'ssh-ed25519', 256, 't', 0)",
-                    rusqlite::params![format!("SHA256:{n}"), format!("aa:bb:cc:dd:0{n}")],
-                )
-                .unwrap();
+                insert_key_row(
+                    &conn,
+                    &format!("SHA256:{n}"),
+                    &format!("aa:bb:cc:dd:0{n}"),
+                    0,
+                );
             }
         }
         let store = SqliteStore::open(&path).unwrap();
@@ -795,12 +802,8 @@ mod tests {
             )
             .unwrap();
             for n in 1..=3 {
-                conn.execute(
-                    "INSERT INTO deploy_keys (fingerprint_sha256, fingerprint_md5, key_text, kind, \
-                     bits, title, created_at) VALUES (?1, ?1, 'text', 'ssh-ed25519', 256, 't', 0)",
-                    [format!("SHA256:{n}")],
-                )
-                .unwrap();
+                let sha256 = format!("SHA256:{n}");
+                insert_key_row(&conn, &sha256, &sha256, 0);
             }
             conn.execute_batch(
                 "INSERT INTO key_links (repo_id, key_id, can_push, created_at) VALUES (1, 1, 0, 1);
@@ -811,13 +814,7 @@ mod tests {
         }
         let store = SqliteStore::open(&path).unwrap();
         let conn = Connection::open(&path).unwrap();
-        let counts: Vec<i64> = conn
-            .prepare("SELECT links FROM deploy_keys ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let counts = links_column(&conn, "SELECT links FROM deploy_keys ORDER BY id");
         assert_eq!(counts, [2, 1, 0]);
         for (n, admitted) in [(1, true), (2, true), (3, false)] {
             let found = store
