@@ -860,15 +860,30 @@ conformance!(audit_events_filter_page_count_and_prune_alike, |store| {
         details: r#"{"after":{"can_push":true}}"#.into(),
         ..AuditEvent::default()
     };
-    let ids: Vec<i64> = [
+    for e in [
         event(100, Some((widgets, "acme/widgets")), None),
         event(200, Some((tools, "ACME/tools")), None),
         event(300, Some((other, "acmeother/x")), None),
         event(400, None, Some(alice)),
-    ]
-    .iter()
-    .map(|e| w(&store, |db| db.insert_audit_event(e)))
-    .collect();
+    ] {
+        w(&store, |db| db.insert_audit_event(e.clone()));
+    }
+    let in_order = r(&store, |db| {
+        db.audit_events(
+            &AuditFilter {
+                oldest_first: true,
+                ..Default::default()
+            },
+            0,
+            100,
+        )
+    });
+    assert_eq!(
+        in_order.iter().map(|e| e.created_at).collect::<Vec<_>>(),
+        [100, 200, 300, 400],
+        "ids follow the order of the writes"
+    );
+    let ids: Vec<i64> = in_order.iter().map(|e| e.id).collect();
     assert!(ids.windows(2).all(|p| p[0] < p[1]));
     let stored = r(&store, |db| db.audit_event(ids[0])).unwrap();
     assert_eq!(stored.repo_path.as_deref(), Some("acme/widgets"));
@@ -943,7 +958,7 @@ conformance!(audit_events_filter_page_count_and_prune_alike, |store| {
     );
     // A write that fails takes its audit row with it.
     let failed = store.write(|db| {
-        db.insert_audit_event(&event(500, None, None))?;
+        db.insert_audit_event(event(500, None, None))?;
         db.insert_user("ALICE", false)
     });
     assert!(failed.is_err());

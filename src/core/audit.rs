@@ -102,7 +102,7 @@ pub fn os_user() -> &'static str {
 
 /// Writes one record of `change` inside the caller's write transaction.
 pub(super) fn record(db: &Db, actor: Actor<'_>, change: Change<'_>) -> Result<()> {
-    db.insert_audit_event(&event(actor, change))?;
+    db.insert_audit_event(event(actor, change))?;
     Ok(())
 }
 

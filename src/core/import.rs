@@ -275,7 +275,7 @@ fn import_chunk(
     // In file order, as the keys were read.
     events.sort_unstable_by_key(|(line, _)| *line);
     let events: Vec<AuditEvent> = events.into_iter().map(|(_, e)| e).collect();
-    db.insert_audit_events(&events)?;
+    db.insert_audit_events(events)?;
 
     counts.joined += joining.len();
     counts.created += created.len();

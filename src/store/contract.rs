@@ -173,7 +173,8 @@ pub trait Queries {
     // ---- the audit trail (append-only: nothing updates a row; only pruning deletes) ----
     /// A token by id, with its user (for the record of its revocation).
     fn token_by_id(&self, id: i64) -> Result<Option<(Token, User)>>;
-    fn insert_audit_event(&self, event: &AuditEvent) -> Result<i64>;
+    /// Records `event` in the caller's write transaction: it commits with the change or not at all.
+    fn insert_audit_event(&self, event: AuditEvent) -> Result<()>;
     fn audit_event(&self, id: i64) -> Result<Option<AuditEvent>>;
     /// One page of the events `filter` selects, newest first (or oldest first, as it says).
     fn audit_events(
@@ -232,7 +233,7 @@ pub trait Queries {
         }
         Ok(())
     }
-    fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
+    fn insert_audit_events(&self, events: Vec<AuditEvent>) -> Result<()> {
         for event in events {
             self.insert_audit_event(event)?;
         }
@@ -473,7 +474,7 @@ macro_rules! forward_queries {
             fn token_by_id(&self, id: i64) -> Result<Option<(Token, User)>> {
                 $ty::token_by_id(self, id)
             }
-            fn insert_audit_event(&self, event: &AuditEvent) -> Result<i64> {
+            fn insert_audit_event(&self, event: AuditEvent) -> Result<()> {
                 $ty::insert_audit_event(self, event)
             }
             fn audit_event(&self, id: i64) -> Result<Option<AuditEvent>> {

@@ -91,14 +91,12 @@ impl PgDb<'_> {
             }))
     }
 
-    pub(super) fn insert_audit_event(&self, e: &AuditEvent) -> Result<i64> {
-        Ok(self
-            .one(
+    pub(super) fn insert_audit_event(&self, e: AuditEvent) -> Result<()> {
+        self.exec(
                 "INSERT INTO audit_events (created_at, actor_kind, actor_id, actor_name, dialect, method, \
                  route, request_id, client_addr, action, repo_id, repo_path, key_id, fingerprint, \
                  user_id, user_name, details) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-                 RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 &[
                     &e.created_at,
                     &e.actor_kind,
@@ -118,8 +116,8 @@ impl PgDb<'_> {
                     &e.user_name,
                     &e.details,
                 ],
-            )?
-            .get(0))
+            )?;
+        Ok(())
     }
 
     /// One INSERT of every event, each column sent as one array.

@@ -526,7 +526,7 @@ forward_queries!(PgDb {
     ) -> Result<()> {
         PgDb::insert_links(self, repo_id, key_ids, can_push, added_by)
     }
-    fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
-        PgDb::insert_audit_events(self, events)
+    fn insert_audit_events(&self, events: Vec<AuditEvent>) -> Result<()> {
+        PgDb::insert_audit_events(self, &events)
     }
 });

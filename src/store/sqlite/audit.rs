@@ -86,34 +86,22 @@ impl SqliteDb<'_> {
             .optional()?)
     }
 
-    pub(super) fn insert_audit_event(&self, e: &AuditEvent) -> Result<i64> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO audit_events (created_at, actor_kind, actor_id, actor_name, dialect, method, \
-                 route, request_id, client_addr, action, repo_id, repo_path, key_id, fingerprint, \
-                 user_id, user_name, details) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?
-            .execute(params![
-                e.created_at,
-                e.actor_kind,
-                e.actor_id,
-                e.actor_name,
-                e.dialect,
-                e.method,
-                e.route,
-                e.request_id,
-                e.client_addr,
-                e.action,
-                e.repo_id,
-                e.repo_path,
-                e.key_id,
-                e.fingerprint,
-                e.user_id,
-                e.user_name,
-                e.details
-            ])?;
-        Ok(self.conn().last_insert_rowid())
+    /// Holds `event` until the writer's transaction commits (deferred_audit.rs), or inserts it
+    /// at once on a connection that is not the writer's.
+    pub(super) fn insert_audit_event(&self, event: AuditEvent) -> Result<()> {
+        self.insert_audit_events(vec![event])
+    }
+
+    pub(super) fn insert_audit_events(&self, events: Vec<AuditEvent>) -> Result<()> {
+        match self.audit {
+            Some(deferred) => deferred.hold(events),
+            None => {
+                for event in &events {
+                    insert_event(self.conn(), event)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn audit_event(&self, id: i64) -> Result<Option<AuditEvent>> {
@@ -163,4 +151,34 @@ impl SqliteDb<'_> {
             .prepare_cached("DELETE FROM audit_events WHERE created_at < ?1")?
             .execute([before])? as u64)
     }
+}
+
+/// One record's INSERT.
+pub(super) fn insert_event(conn: &rusqlite::Connection, e: &AuditEvent) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_events (created_at, actor_kind, actor_id, actor_name, dialect, method, \
+             route, request_id, client_addr, action, repo_id, repo_path, key_id, fingerprint, \
+             user_id, user_name, details) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        e.created_at,
+        e.actor_kind,
+        e.actor_id,
+        e.actor_name,
+        e.dialect,
+        e.method,
+        e.route,
+        e.request_id,
+        e.client_addr,
+        e.action,
+        e.repo_id,
+        e.repo_path,
+        e.key_id,
+        e.fingerprint,
+        e.user_id,
+        e.user_name,
+        e.details
+    ])?;
+    Ok(())
 }

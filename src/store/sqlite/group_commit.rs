@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ffi};
 
+use super::deferred_audit::DeferredAudit;
 use super::execute;
 use crate::store::StoreError;
 
@@ -67,9 +68,34 @@ pub struct Writer {
 
 struct State {
     conn: Connection,
+    /// The audit records of the open transaction, inserted just before its COMMIT.
+    audit: DeferredAudit,
     open: Option<Open>,
     /// When BEGIN last gave up on busy_timeout because another process held the write lock.
     busy_at: Option<Instant>,
+}
+
+/// The writer connection as a write sees it, inside the writer's transaction.
+pub struct Tx<'a> {
+    pub conn: &'a Connection,
+    pub audit: &'a DeferredAudit,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl State {
+    fn tx(&self) -> Tx<'_> {
+        Tx {
+            conn: &self.conn,
+            audit: &self.audit,
+        }
+    }
 }
 
 /// The transaction in progress: BEGIN IMMEDIATE has run, COMMIT has not.
@@ -191,6 +217,7 @@ impl Writer {
         Writer {
             state: Mutex::new(State {
                 conn,
+                audit: DeferredAudit::default(),
                 open: None,
                 busy_at: None,
             }),
@@ -216,7 +243,7 @@ impl Writer {
     /// every member with a store error, whatever its own request returned.
     pub fn run<T, E>(
         &self,
-        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+        f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
@@ -254,7 +281,7 @@ impl Writer {
     /// emptied as the statement ends.
     pub fn run_alone<T, E>(
         &self,
-        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+        f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
@@ -268,12 +295,11 @@ impl Writer {
         {
             // Its members are waiting for this COMMIT; they are answered by it.
             self.commit(&mut held.state);
-            self.begin(&held.state.conn)
-                .map_err(|err| E::from(err.into()))?;
+            self.begin(&held.state).map_err(|err| E::from(err.into()))?;
             held.state.open = Some(Open::now());
         }
         WRITING.set(self as *const Writer as usize);
-        let ran = panic::catch_unwind(AssertUnwindSafe(|| f(&held.state.conn)));
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| f(&held.state.tx())));
         WRITING.set(0);
         let state = &mut held.state;
         match ran {
@@ -312,13 +338,13 @@ impl Writer {
     fn member<'w, T, E>(
         &'w self,
         mut held: Held<'w>,
-        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+        f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
     ) -> std::result::Result<(Held<'w>, Ran<T, E>), E>
     where
         E: From<StoreError>,
     {
         WRITING.set(self as *const Writer as usize);
-        let (ran, control) = run_member(&held.state.conn, f);
+        let (ran, control) = run_member(&held.state.tx(), f);
         WRITING.set(0);
         let Err(lost) = control else {
             return Ok((held, ran));
@@ -342,7 +368,7 @@ impl Writer {
         &self,
         arrived: Instant,
         joined: &mut Joined,
-        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+        f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
@@ -392,6 +418,7 @@ impl Writer {
             // Only reads ran in it: there is nothing to make durable.
             Some(0) => {
                 let open = state.open.take().expect("a batch is open");
+                state.audit.clear();
                 if !state.conn.is_autocommit() {
                     let _ = execute(&state.conn, "ROLLBACK");
                 }
@@ -433,7 +460,7 @@ impl Writer {
                 // than every queued request waiting out its own 5 s one after another.
                 return Err(StoreError::Busy);
             }
-            if let Err(err) = self.begin(&held.state.conn) {
+            if let Err(err) = self.begin(&held.state) {
                 let err = StoreError::from(err);
                 if matches!(err, StoreError::Busy) {
                     held.state.busy_at = Some(Instant::now());
@@ -448,6 +475,7 @@ impl Writer {
     /// Ends a transaction of `run_alone` that is not to be kept: nobody else is in it.
     fn roll_back_alone(&self, state: &mut State) {
         state.open = None;
+        state.audit.clear();
         if !state.conn.is_autocommit() {
             let _ = state.conn.execute_batch("ROLLBACK");
         }
@@ -470,7 +498,9 @@ impl Writer {
         }
     }
 
-    fn begin(&self, conn: &Connection) -> rusqlite::Result<()> {
+    fn begin(&self, state: &State) -> rusqlite::Result<()> {
+        let conn = &state.conn;
+        state.audit.clear();
         if !conn.is_autocommit() {
             // Left open by a ROLLBACK that failed: start from a clean slate, not inside it.
             let _ = conn.execute_batch("ROLLBACK");
@@ -481,10 +511,15 @@ impl Writer {
         Ok(())
     }
 
-    /// COMMIT is the batch's one fsync (synchronous=FULL).
+    /// COMMIT is the batch's one fsync (synchronous=FULL). The audit records of the batch go in
+    /// just before it, in the same transaction.
     fn commit(&self, state: &mut State) -> Outcome {
         let open = state.open.take().expect("a batch is open");
-        let outcome = match execute(&state.conn, "COMMIT") {
+        let committed = state
+            .audit
+            .insert_all(&state.conn)
+            .and_then(|()| execute(&state.conn, "COMMIT"));
+        let outcome = match committed {
             Ok(_) => {
                 self.counters.committed(open.members);
                 Outcome::Committed
@@ -506,6 +541,7 @@ impl Writer {
     /// Rolls the open transaction back and answers every member of its batch with `failure`.
     fn fail(&self, state: &mut State, failure: Failure) {
         log::warn!("group commit batch lost: {}", failure.message);
+        state.audit.clear();
         if !state.conn.is_autocommit() {
             let _ = state.conn.execute_batch("ROLLBACK");
         }
@@ -556,14 +592,16 @@ impl Joined {
 type Ran<T, E> = Option<std::thread::Result<std::result::Result<T, E>>>;
 
 fn run_member<T, E>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    tx: &Tx,
+    f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
 ) -> (Ran<T, E>, rusqlite::Result<()>) {
+    let conn = tx.conn;
     // Not `change`: the core's own savepoints (Db::savepoint) nest inside this one.
     if let Err(err) = execute(conn, "SAVEPOINT request") {
         return (None, Err(err));
     }
-    let ran = panic::catch_unwind(AssertUnwindSafe(|| f(conn)));
+    let mark = tx.audit.mark();
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| f(tx)));
     if conn.is_autocommit() {
         // A statement error (SQLITE_FULL, IOERR, an OR ROLLBACK conflict, …) rolled back the whole
         // transaction, batch-mates' changes with it.
@@ -575,7 +613,10 @@ fn run_member<T, E>(
     }
     let control = match &ran {
         Ok(Ok(_)) => execute(conn, "RELEASE request"),
-        _ => execute(conn, "ROLLBACK TO request").and_then(|()| execute(conn, "RELEASE request")),
+        _ => {
+            tx.audit.rewind(mark);
+            execute(conn, "ROLLBACK TO request").and_then(|()| execute(conn, "RELEASE request"))
+        }
     };
     (Some(ran), control)
 }
@@ -642,7 +683,7 @@ mod tests {
             inside.wait();
             let followers: Vec<_> = rest
                 .into_iter()
-                .map(|f| s.spawn(move || w.run(f)))
+                .map(|f| s.spawn(move || w.run(move |tx| f(tx))))
                 .collect();
             let mut answers = vec![leader.join()];
             answers.extend(followers.into_iter().map(|h| h.join()));

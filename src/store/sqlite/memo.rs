@@ -282,6 +282,66 @@ mod tests {
         answers.into_iter().map(|(_, a)| a).collect()
     }
 
+    /// An audit record with `action`, as the core makes them.
+    fn record(action: &str) -> AuditEvent {
+        AuditEvent {
+            actor_kind: "system".into(),
+            actor_name: "test".into(),
+            action: action.into(),
+            details: "{}".into(),
+            ..AuditEvent::default()
+        }
+    }
+
+    // The batch's audit records wait for its COMMIT (deferred_audit.rs); those of a request, or
+    // of a core savepoint, that rolled back must go, and the rest commit in the order made.
+    #[test]
+    fn held_audit_records_go_with_a_rolled_back_request_or_savepoint_and_the_rest_commit_in_order()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store(&dir);
+        let answers = in_one_batch(
+            &store,
+            vec![
+                Box::new(|s| {
+                    s.write(|db| db.insert_audit_event(record("kept.first")))?;
+                    Ok(None)
+                }),
+                // Refused after recording: "u" is taken.
+                Box::new(|s| {
+                    s.write(|db| {
+                        db.insert_audit_event(record("refused"))?;
+                        db.insert_user("u", false)
+                    })?;
+                    Ok(None)
+                }),
+                Box::new(|s| {
+                    s.write(|db| {
+                        db.savepoint_begin()?;
+                        db.insert_audit_event(record("undone"))?;
+                        db.savepoint_rollback()?;
+                        db.savepoint_begin()?;
+                        db.insert_audit_event(record("kept.released"))?;
+                        db.savepoint_release()?;
+                        db.insert_audit_event(record("kept.last"))
+                    })?;
+                    Ok(None)
+                }),
+            ],
+        );
+        assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+        assert!(answers[1].is_err(), "{answers:?}");
+        let conn = Connection::open(dir.path().join("m.db")).unwrap();
+        let actions: Vec<String> = conn
+            .prepare("SELECT action FROM audit_events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(actions, ["kept.first", "kept.released", "kept.last"]);
+    }
+
     #[test]
     fn a_token_revoked_in_the_batch_is_refused_at_its_next_lookup() {
         let dir = tempfile::tempdir().unwrap();
@@ -355,7 +415,7 @@ mod tests {
                         details: "{}".into(),
                         ..AuditEvent::default()
                     };
-                    s.write(|db| db.insert_audit_event(&event))?;
+                    s.write(|db| db.insert_audit_event(event))?;
                     let (_, memo) = token(s, b"h")?;
                     assert!(memo, "a key-table write emptied the memo");
                     Ok(None)

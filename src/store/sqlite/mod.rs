@@ -1,6 +1,7 @@
 //! The SQLite backend: the connection pool, migrations, transactions and every SQLite statement.
 
 mod audit;
+mod deferred_audit;
 mod group_commit;
 mod groups;
 mod memo;
@@ -19,8 +20,8 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use group_commit::Writer;
 pub use group_commit::{BatchStats, MAX_BATCH_AGE, MAX_BATCH_REQUESTS};
+use group_commit::{Tx, Writer};
 pub use writer_thread::{Done, Job};
 
 use super::contract::forward_queries;
@@ -238,6 +239,7 @@ impl SqliteStore {
                 conn: local.conn(),
                 memo: Some(local.memo()),
                 session: Some(local),
+                audit: None,
             });
         }
         if let Some(mut job) = writer_thread::in_job(&self.writer) {
@@ -249,6 +251,7 @@ impl SqliteStore {
                         conn,
                         memo: Some(&memo),
                         session: None,
+                        audit: None,
                     })
                 })
                 .map_err(E::from)?;
@@ -267,6 +270,7 @@ impl SqliteStore {
             conn: &conn,
             memo: None,
             session: None,
+            audit: None,
         })
     }
 
@@ -298,12 +302,13 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let on = |conn: &Connection| {
+        let on = |tx: &Tx| {
             let memo = self.writer_memo();
             f(&SqliteDb {
-                conn,
+                conn: tx.conn,
                 memo: Some(&memo),
                 session: None,
+                audit: Some(tx.audit),
             })
         };
         let out = match writer_thread::in_job(&self.writer) {
@@ -324,11 +329,12 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let out = self.writer.run_alone(|conn| {
+        let out = self.writer.run_alone(|tx| {
             f(&SqliteDb {
-                conn,
+                conn: tx.conn,
                 memo: None,
                 session: None,
+                audit: Some(tx.audit),
             })
         });
         self.sessions.refresh();
@@ -369,6 +375,8 @@ pub struct SqliteDb<'a> {
     /// A read session's memo or the writer's (`memo.rs`); `None` on pooled reads.
     memo: Option<&'a std::cell::RefCell<memo::Memo>>,
     session: Option<&'a session::Local>,
+    /// On the writer connection: where its audit records wait for the COMMIT.
+    audit: Option<&'a deferred_audit::DeferredAudit>,
 }
 
 impl SqliteDb<'_> {
@@ -391,15 +399,29 @@ impl SqliteDb<'_> {
 // contract forwards to it (inlined, so the SQLite path costs what it did before the contract).
 forward_queries!(SqliteDb {
     fn savepoint_begin(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("SAVEPOINT change")?)
+        self.conn.execute_batch("SAVEPOINT change")?;
+        if let Some(audit) = self.audit {
+            audit.change_begun();
+        }
+        Ok(())
     }
     fn savepoint_release(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("RELEASE change")?)
+        self.conn.execute_batch("RELEASE change")?;
+        if let Some(audit) = self.audit {
+            audit.change_released();
+        }
+        Ok(())
     }
     fn savepoint_rollback(&self) -> Result<()> {
+        if let Some(audit) = self.audit {
+            audit.change_rolled_back();
+        }
         Ok(self
             .conn
             .execute_batch("ROLLBACK TO change; RELEASE change")?)
+    }
+    fn insert_audit_events(&self, events: Vec<AuditEvent>) -> Result<()> {
+        SqliteDb::insert_audit_events(self, events)
     }
 });
 

@@ -45,6 +45,7 @@ fn plain(conn: &Connection) -> SqliteDb<'_> {
         conn,
         memo: None,
         session: None,
+        audit: None,
     }
 }
 

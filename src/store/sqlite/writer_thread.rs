@@ -210,7 +210,7 @@ mod tests {
         f: impl FnOnce(&Connection) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut job = in_job(writer).expect("on the writer thread, in a job");
-        writer.run_deferred(job.arrived, &mut job.joined, f)
+        writer.run_deferred(job.arrived, &mut job.joined, |tx| f(tx))
     }
 
     fn insert(conn: &Connection, v: &str) -> Result<(), StoreError> {
