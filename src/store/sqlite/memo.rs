@@ -408,14 +408,7 @@ mod tests {
                 Box::new(|s| Ok(token(s, b"h")?.0)),
                 // A key table's change (an audit row) leaves the token's row as it was.
                 Box::new(|s| {
-                    let event = AuditEvent {
-                        actor_kind: "system".into(),
-                        actor_name: "test".into(),
-                        action: "test".into(),
-                        details: "{}".into(),
-                        ..AuditEvent::default()
-                    };
-                    s.write(|db| db.insert_audit_event(event))?;
+                    s.write(|db| db.insert_audit_event(record("test")))?;
                     let (_, memo) = token(s, b"h")?;
                     assert!(memo, "a key-table write emptied the memo");
                     Ok(None)
