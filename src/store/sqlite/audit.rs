@@ -89,7 +89,11 @@ impl SqliteDb<'_> {
     /// Holds `event` until the writer's transaction commits (deferred_audit.rs), or inserts it
     /// at once on a connection that is not the writer's.
     pub(super) fn insert_audit_event(&self, event: AuditEvent) -> Result<()> {
-        self.insert_audit_events(vec![event])
+        match self.audit {
+            Some(deferred) => deferred.hold(std::iter::once(event)),
+            None => insert_event(self.conn(), &event)?,
+        }
+        Ok(())
     }
 
     pub(super) fn insert_audit_events(&self, events: Vec<AuditEvent>) -> Result<()> {

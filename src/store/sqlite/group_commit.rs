@@ -418,7 +418,6 @@ impl Writer {
             // Only reads ran in it: there is nothing to make durable.
             Some(0) => {
                 let open = state.open.take().expect("a batch is open");
-                state.audit.clear();
                 if !state.conn.is_autocommit() {
                     let _ = execute(&state.conn, "ROLLBACK");
                 }
@@ -475,7 +474,6 @@ impl Writer {
     /// Ends a transaction of `run_alone` that is not to be kept: nobody else is in it.
     fn roll_back_alone(&self, state: &mut State) {
         state.open = None;
-        state.audit.clear();
         if !state.conn.is_autocommit() {
             let _ = state.conn.execute_batch("ROLLBACK");
         }
@@ -500,6 +498,7 @@ impl Writer {
 
     fn begin(&self, state: &State) -> rusqlite::Result<()> {
         let conn = &state.conn;
+        // What an ended transaction held (a lost batch, a write alone rolled back) went with it.
         state.audit.clear();
         if !conn.is_autocommit() {
             // Left open by a ROLLBACK that failed: start from a clean slate, not inside it.
@@ -541,7 +540,6 @@ impl Writer {
     /// Rolls the open transaction back and answers every member of its batch with `failure`.
     fn fail(&self, state: &mut State, failure: Failure) {
         log::warn!("group commit batch lost: {}", failure.message);
-        state.audit.clear();
         if !state.conn.is_autocommit() {
             let _ = state.conn.execute_batch("ROLLBACK");
         }
