@@ -4,7 +4,8 @@
 # to run on a shared machine, where req/s and CPU time do not.
 #   bench/callgrind.sh [N]     N identical requests per server (default 2000)
 #   env: WARMUP (200 requests before the counted ones), OUT (where the callgrind.out files are kept,
-#        target/callgrind; open them with callgrind_annotate)
+#        target/callgrind; open them with callgrind_annotate), KEYGATE_BIN (a keygate binary to count
+#        instead of this checkout's: an older build, for a before and after)
 # Each server runs twice under `valgrind --tool=callgrind` with one worker: once sent WARMUP requests,
 # once WARMUP + N, by `examples/loadgen.rs repeat` (one keep-alive connection, one request at a time,
 # each must be 200), then stopped with SIGTERM. Instructions per request = (Ir of the second run - Ir of
@@ -29,7 +30,7 @@ command -v valgrind >/dev/null || { echo "bench/callgrind.sh needs valgrind: apt
 # Two builds: built together with the examples, the binary would get their dev-dependency features.
 cargo build --release --quiet --example loadgen --example seed --example hello
 cargo build --release --quiet --bin keygate
-bin="$PWD/target/release/keygate"
+bin="${KEYGATE_BIN:-$PWD/target/release/keygate}"
 gen="$PWD/target/release/examples/loadgen"
 mkdir -p "$out"
 work="$(mktemp -d)"
