@@ -219,6 +219,7 @@ mod tests {
     use std::sync::mpsc;
 
     use super::super::SqliteStore;
+    use super::super::group_commit::BatchStats;
     use super::super::writer_thread::Job;
     use super::*;
     use crate::store::{AuditEvent, Scope, StoreError};
@@ -269,7 +270,8 @@ mod tests {
         });
         store.submit(hold).map_err(|_| ()).unwrap();
         wait_started.recv().unwrap();
-        let before = store.batch_stats().batches;
+        let decided = |s: BatchStats| s.batches + s.failed_batches;
+        let before = decided(store.batch_stats());
         let (tx, rx) = mpsc::channel();
         for (i, job) in jobs.into_iter().enumerate() {
             let tx = tx.clone();
@@ -278,7 +280,7 @@ mod tests {
         drop((tx, release));
         let mut answers: Vec<(usize, Outcome)> = rx.iter().collect();
         answers.sort_by_key(|(i, _)| *i);
-        assert_eq!(store.batch_stats().batches, before + 1, "not one batch");
+        assert_eq!(decided(store.batch_stats()), before + 1, "not one batch");
         answers.into_iter().map(|(_, a)| a).collect()
     }
 
@@ -293,6 +295,25 @@ mod tests {
         }
     }
 
+    /// A job that writes one audit record with `action` and nothing else.
+    fn records(action: &'static str) -> StoreJob {
+        Box::new(move |s| {
+            s.write(|db| db.insert_audit_event(record(action)))?;
+            Ok(None)
+        })
+    }
+
+    /// The actions of the audit records committed to the store in `dir`, in the order written.
+    fn committed_actions(dir: &tempfile::TempDir) -> Vec<String> {
+        let conn = Connection::open(dir.path().join("m.db")).unwrap();
+        conn.prepare("SELECT action FROM audit_events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
     // The batch's audit records wait for its COMMIT (deferred_audit.rs); those of a request, or
     // of a core savepoint, that rolled back must go, and the rest commit in the order made.
     #[test]
@@ -303,10 +324,7 @@ mod tests {
         let answers = in_one_batch(
             &store,
             vec![
-                Box::new(|s| {
-                    s.write(|db| db.insert_audit_event(record("kept.first")))?;
-                    Ok(None)
-                }),
+                records("kept.first"),
                 // Refused after recording: "u" is taken.
                 Box::new(|s| {
                     s.write(|db| {
@@ -331,15 +349,41 @@ mod tests {
         );
         assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
         assert!(answers[1].is_err(), "{answers:?}");
-        let conn = Connection::open(dir.path().join("m.db")).unwrap();
-        let actions: Vec<String> = conn
-            .prepare("SELECT action FROM audit_events ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
+        assert_eq!(
+            committed_actions(&dir),
+            ["kept.first", "kept.released", "kept.last"]
+        );
+    }
+
+    // A lost batch commits nothing, so what its requests recorded must not commit with the next.
+    #[test]
+    fn a_lost_batchs_held_audit_records_stay_out_of_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store(&dir);
+        let answers = in_one_batch(
+            &store,
+            vec![
+                records("lost"),
+                // Last in the batch: `OR ROLLBACK` ends the transaction, as SQLITE_FULL or an I/O
+                // error would, and with it the whole batch.
+                Box::new(|s| {
+                    s.on_writer(|tx| {
+                        tx.execute(
+                            "INSERT OR ROLLBACK INTO users (username, created_at) VALUES ('u', 0)",
+                            [],
+                        )
+                        .map_err(StoreError::from)
+                    })?;
+                    Ok(None)
+                }),
+            ],
+        );
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
+        assert_eq!(store.batch_stats().failed_batches, 1);
+        store
+            .write(|db| db.insert_audit_event(record("after")))
             .unwrap();
-        assert_eq!(actions, ["kept.first", "kept.released", "kept.last"]);
+        assert_eq!(committed_actions(&dir), ["after"]);
     }
 
     #[test]

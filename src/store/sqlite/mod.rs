@@ -302,7 +302,7 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let on = |tx: &Tx| {
+        self.on_writer(|tx: &Tx| {
             let memo = self.writer_memo();
             f(&SqliteDb {
                 conn: tx.conn,
@@ -310,7 +310,17 @@ impl SqliteStore {
                 session: None,
                 audit: Some(tx.audit),
             })
-        };
+        })
+    }
+
+    /// Runs `on` in its own savepoint of the writer's open batch: `write`, below the contract.
+    fn on_writer<T, E>(
+        &self,
+        on: impl FnOnce(&Tx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let out = match writer_thread::in_job(&self.writer) {
             Some(mut job) => self.writer.run_deferred(job.arrived, &mut job.joined, on),
             None => self.writer.run(on),
