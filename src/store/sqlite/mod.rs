@@ -293,7 +293,7 @@ impl SqliteStore {
 
     /// Runs `f` on the writer connection in a SAVEPOINT of its own: it either commits whole
     /// (durably) or not at all, and this returns only once it is durable. `f` shares its
-    /// transaction and fsync with the writes that queued behind each other (group_commit.rs).
+    /// transaction and fsync with the writes that queued behind each other (group_commit/).
     /// In a job of the writer thread it returns at once, and the job's answer waits instead.
     pub fn write<T, E>(
         &self,
