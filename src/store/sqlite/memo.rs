@@ -218,9 +218,9 @@ where
 mod tests {
     use std::sync::mpsc;
 
-    use super::super::SqliteStore;
     use super::super::group_commit::BatchStats;
     use super::super::writer_thread::Job;
+    use super::super::{SqliteStore, column};
     use super::*;
     use crate::store::{AuditEvent, Scope, StoreError};
 
@@ -306,12 +306,7 @@ mod tests {
     /// The actions of the audit records committed to the store in `dir`, in the order written.
     fn committed_actions(dir: &tempfile::TempDir) -> Vec<String> {
         let conn = Connection::open(dir.path().join("m.db")).unwrap();
-        conn.prepare("SELECT action FROM audit_events ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
+        column(&conn, "SELECT action FROM audit_events ORDER BY id")
     }
 
     // The batch's audit records wait for its COMMIT (deferred_audit.rs); those of a request, or

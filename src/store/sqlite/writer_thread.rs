@@ -197,11 +197,7 @@ mod tests {
 
     fn rows(path: &std::path::Path) -> Vec<String> {
         let reader = Connection::open(path).unwrap();
-        let mut stmt = reader.prepare("SELECT v FROM t ORDER BY v").unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
+        super::super::column(&reader, "SELECT v FROM t ORDER BY v")
     }
 
     /// What `SqliteStore::write` does in a job.

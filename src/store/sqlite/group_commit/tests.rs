@@ -23,11 +23,7 @@ fn writer(dir: &tempfile::TempDir) -> (Writer, Connection) {
 }
 
 fn rows(reader: &Connection) -> Vec<String> {
-    let mut stmt = reader.prepare("SELECT v FROM t ORDER BY v").unwrap();
-    stmt.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
+    super::super::column(reader, "SELECT v FROM t ORDER BY v")
 }
 
 fn insert(conn: &Connection, v: &str) -> Result<(), StoreError> {
