@@ -1,8 +1,10 @@
 //! The PostgreSQL backend: the pool, migrations, SERIALIZABLE transactions with bounded retries, and error mapping.
 
 mod audit;
+mod groups;
 mod password;
 mod queries;
+mod ssh;
 
 use std::cell::{Cell, RefCell};
 use std::str::FromStr;

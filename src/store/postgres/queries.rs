@@ -1,4 +1,4 @@
-//! PostgreSQL SQL for every query of the contract, one method per statement, mirroring the SQLite module.
+//! PostgreSQL SQL for users, tokens, namespaces, repositories, keys and links, one method per statement; groups.rs and ssh.rs hold the rest, as in the SQLite module.
 
 use postgres::Row;
 
@@ -8,23 +8,13 @@ use crate::store::{
     StoreError, Token, User, now_ms,
 };
 
-const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
+pub(super) const KEY_COLS: &str = "k.id, k.fingerprint_sha256, k.fingerprint_md5, k.key_text, k.kind, k.bits, \
      k.title, k.public, k.owner_id, k.expires_at, k.last_used_at, k.created_at";
 
 const REPO_COLS: &str = "r.id, r.name, r.full_path, r.created_at, \
      n.id, n.parent_id, n.name, n.full_path, n.uuid, n.created_at";
 
-const NAMESPACE_COLS: &str = "id, parent_id, name, full_path, uuid, created_at";
-
-/// The namespace `$1` and every namespace below it, as a CTE named `tree(id)`.
-const SUBTREE: &str = "WITH RECURSIVE tree(id) AS (SELECT $1::bigint \
-     UNION ALL SELECT n.id FROM namespaces n JOIN tree t ON n.parent_id = t.id)";
-
-/// Links on repositories inside `tree` that user `$2` maintains (`$2` NULL: every repository).
-const GROUP_LINKS: &str = "FROM key_links l JOIN repositories r ON r.id = l.repo_id \
-     WHERE r.namespace_id IN (SELECT id FROM tree) \
-     AND ($2::bigint IS NULL OR EXISTS (SELECT 1 FROM memberships m WHERE m.repo_id = r.id \
-          AND m.user_id = $2 AND m.role = 'maintainer'))";
+pub(super) const NAMESPACE_COLS: &str = "id, parent_id, name, full_path, uuid, created_at";
 
 const LINKED_COLS: &str = "l.repo_id, l.can_push, u.username, l.created_at, l.updated_at";
 
@@ -33,7 +23,7 @@ fn bound(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn key_at(row: &Row, at: usize) -> DeployKey {
+pub(super) fn key_at(row: &Row, at: usize) -> DeployKey {
     DeployKey {
         id: row.get(at),
         fingerprint_sha256: row.get::<_, &str>(at + 1).into(),
@@ -50,7 +40,7 @@ fn key_at(row: &Row, at: usize) -> DeployKey {
     }
 }
 
-fn namespace_at(row: &Row, at: usize) -> Namespace {
+pub(super) fn namespace_at(row: &Row, at: usize) -> Namespace {
     Namespace {
         id: row.get(at),
         parent_id: row.get(at + 1),
@@ -71,7 +61,7 @@ fn repo_at(row: &Row, at: usize) -> Repository {
     }
 }
 
-fn user_at(row: &Row, at: usize) -> User {
+pub(super) fn user_at(row: &Row, at: usize) -> User {
     User {
         id: row.get(at),
         username: row.get(at + 1),
@@ -721,237 +711,6 @@ impl PgDb<'_> {
                 &[&target, &viewer],
             )?
             .get(0))
-    }
-
-    // ---- signatures already used ----
-
-    pub(super) fn claim_signature(&self, signature: &str, expires_at: i64) -> Result<bool> {
-        self.exec(
-            "DELETE FROM used_signatures WHERE expires_at < $1",
-            &[&now_ms()],
-        )?;
-        Ok(self.exec(
-            "INSERT INTO used_signatures (signature, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (signature) DO NOTHING",
-            &[&signature, &expires_at],
-        )? == 1)
-    }
-
-    // ---- access keys ----
-
-    pub(super) fn insert_access_key(
-        &self,
-        user_id: i64,
-        access_key: &str,
-        secret_key: &str,
-    ) -> Result<i64> {
-        Ok(self
-            .one(
-                "INSERT INTO access_keys (user_id, access_key, secret_key, created_at) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&user_id, &access_key, &secret_key, &now_ms()],
-            )?
-            .get(0))
-    }
-
-    pub(super) fn access_key_owner(&self, access_key: &str) -> Result<Option<(User, String)>> {
-        Ok(self
-            .opt(
-                "SELECT u.id, u.username, u.admin, u.created_at, a.secret_key \
-                 FROM access_keys a JOIN users u ON u.id = a.user_id WHERE a.access_key = $1",
-                &[&access_key],
-            )?
-            .map(|r| (user_at(&r, 0), r.get(4))))
-    }
-
-    pub(super) fn access_keys_of(&self, user_id: i64) -> Result<Vec<String>> {
-        Ok(self
-            .rows(
-                "SELECT access_key FROM access_keys WHERE user_id = $1 ORDER BY id",
-                &[&user_id],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
-    }
-
-    pub(super) fn delete_access_key(&self, access_key: &str) -> Result<bool> {
-        Ok(self.exec(
-            "DELETE FROM access_keys WHERE access_key = $1",
-            &[&access_key],
-        )? > 0)
-    }
-
-    // ---- submodules ----
-
-    pub(super) fn insert_submodule(&self, parent_id: i64, child_id: i64) -> Result<()> {
-        self.exec(
-            "INSERT INTO submodules (parent_id, child_id, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (parent_id, child_id) DO NOTHING",
-            &[&parent_id, &child_id, &now_ms()],
-        )?;
-        Ok(())
-    }
-
-    pub(super) fn delete_submodule(&self, parent_id: i64, child_id: i64) -> Result<bool> {
-        Ok(self.exec(
-            "DELETE FROM submodules WHERE parent_id = $1 AND child_id = $2",
-            &[&parent_id, &child_id],
-        )? > 0)
-    }
-
-    pub(super) fn submodule_ids(&self, parent_id: i64) -> Result<Vec<i64>> {
-        Ok(self
-            .rows(
-                "SELECT child_id FROM submodules WHERE parent_id = $1 ORDER BY child_id",
-                &[&parent_id],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
-    }
-
-    // ---- link labels ----
-
-    pub(super) fn set_link_application(
-        &self,
-        repo_id: i64,
-        key_id: i64,
-        application: &str,
-    ) -> Result<()> {
-        self.exec(
-            "INSERT INTO key_link_applications (repo_id, key_id, application) VALUES ($1, $2, $3) \
-             ON CONFLICT (repo_id, key_id) DO UPDATE SET application = excluded.application",
-            &[&repo_id, &key_id, &application],
-        )?;
-        Ok(())
-    }
-
-    pub(super) fn link_application(&self, repo_id: i64, key_id: i64) -> Result<Option<String>> {
-        Ok(self
-            .opt(
-                "SELECT application FROM key_link_applications WHERE repo_id = $1 AND key_id = $2",
-                &[&repo_id, &key_id],
-            )?
-            .map(|r| r.get(0)))
-    }
-
-    // ---- namespaces ----
-
-    /// Every namespace by path, ordered as SQLite's NOCASE column orders them.
-    pub(super) fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        Ok(self
-            .rows(
-                &format!(
-                    "SELECT {NAMESPACE_COLS} FROM namespaces \
-                     ORDER BY lower(full_path) COLLATE \"C\", full_path COLLATE \"C\""
-                ),
-                &[],
-            )?
-            .iter()
-            .map(|r| namespace_at(r, 0))
-            .collect())
-    }
-
-    pub(super) fn namespace_roles(&self, namespace_id: i64, user_id: i64) -> Result<(bool, bool)> {
-        let row = self.one(
-            &format!(
-                "{SUBTREE} SELECT COUNT(*) > 0, COALESCE(bool_or(m.role = 'maintainer'), false) \
-                 FROM memberships m JOIN repositories r ON r.id = m.repo_id \
-                 WHERE m.user_id = $2 AND r.namespace_id IN (SELECT id FROM tree)"
-            ),
-            &[&namespace_id, &user_id],
-        )?;
-        Ok((row.get(0), row.get(1)))
-    }
-
-    pub(super) fn namespace_key_ids(
-        &self,
-        namespace_id: i64,
-        viewer: Option<i64>,
-        offset: u64,
-        limit: u32,
-    ) -> Result<(Vec<i64>, u64)> {
-        let total: i64 = self
-            .one(
-                &format!("{SUBTREE} SELECT COUNT(DISTINCT l.key_id) {GROUP_LINKS}"),
-                &[&namespace_id, &viewer],
-            )?
-            .get(0);
-        let ids = self
-            .rows(
-                &format!(
-                    "{SUBTREE} SELECT DISTINCT l.key_id {GROUP_LINKS} ORDER BY l.key_id LIMIT $3 OFFSET $4"
-                ),
-                &[&namespace_id, &viewer, &i64::from(limit), &(offset as i64)],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        Ok((ids, total as u64))
-    }
-
-    pub(super) fn namespace_has_key(
-        &self,
-        namespace_id: i64,
-        viewer: Option<i64>,
-        key_id: i64,
-    ) -> Result<bool> {
-        Ok(self
-            .one(
-                &format!("{SUBTREE} SELECT EXISTS (SELECT 1 {GROUP_LINKS} AND l.key_id = $3)"),
-                &[&namespace_id, &viewer, &key_id],
-            )?
-            .get(0))
-    }
-
-    // ---- the SSH door ----
-
-    pub(super) fn linked_key_by_sha256(&self, fingerprint: &str) -> Result<Option<DeployKey>> {
-        Ok(self
-            .opt(
-                &format!(
-                    "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.fingerprint_sha256 = $1 \
-                     AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id)"
-                ),
-                &[&fingerprint],
-            )?
-            .map(|r| key_at(&r, 0)))
-    }
-
-    pub(super) fn login_keys(
-        &self,
-        repo_id: Option<i64>,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<DeployKey>> {
-        let limit = i64::from(limit);
-        let rows = match repo_id {
-            Some(repo_id) => self.rows(
-                &format!(
-                    "SELECT {KEY_COLS} FROM key_links l JOIN deploy_keys k ON k.id = l.key_id \
-                     WHERE l.repo_id = $1 AND l.key_id > $2 ORDER BY l.key_id LIMIT $3"
-                ),
-                &[&repo_id, &after, &limit],
-            )?,
-            None => self.rows(
-                &format!(
-                    "SELECT {KEY_COLS} FROM deploy_keys k WHERE k.id > $1 \
-                     AND EXISTS (SELECT 1 FROM key_links l WHERE l.key_id = k.id) \
-                     ORDER BY k.id LIMIT $2"
-                ),
-                &[&after, &limit],
-            )?,
-        };
-        Ok(rows.iter().map(|r| key_at(r, 0)).collect())
-    }
-
-    pub(super) fn touch_key_used(&self, key_id: i64, now: i64, fresh_after: i64) -> Result<bool> {
-        Ok(self.exec(
-            "UPDATE deploy_keys SET last_used_at = $2 \
-             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)",
-            &[&key_id, &now, &fresh_after],
-        )? == 1)
     }
 }
 
