@@ -1,4 +1,4 @@
-//! PostgreSQL SQL for access keys, used signatures, submodules, link labels and namespace-wide key listings.
+//! PostgreSQL SQL for access keys, used signatures, submodules, link labels, and namespaces: the list, a user's roles in a subtree, and their keys.
 
 use super::queries::{NAMESPACE_COLS, namespace_at, user_at};
 use super::{PgDb, Result};

@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::Result;
 use crate::store::StoreError;
 
-pub(super) const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_codearts.sql"),
     include_str!("migrations/0003_used_signatures.sql"),

@@ -1,4 +1,4 @@
-//! The SQLite backend: the connection pool, migrations, transactions and every SQLite statement.
+//! The SQLite backend: the connection pool, migrations (migrate.rs), transactions and every SQLite statement.
 
 mod audit;
 mod deferred_audit;

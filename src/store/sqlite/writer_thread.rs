@@ -173,6 +173,7 @@ impl Drop for InJob {
 
 #[cfg(test)]
 mod tests {
+    use super::super::column;
     use super::*;
 
     use std::sync::Mutex;
@@ -197,7 +198,7 @@ mod tests {
 
     fn rows(path: &std::path::Path) -> Vec<String> {
         let reader = Connection::open(path).unwrap();
-        super::super::column(&reader, "SELECT v FROM t ORDER BY v")
+        column(&reader, "SELECT v FROM t ORDER BY v")
     }
 
     /// What `SqliteStore::write` does in a job.

@@ -1,5 +1,6 @@
 //! The group-commit writer on a scratch table: batching, a member's refusal or panic, a lost batch, the bounds.
 
+use super::super::column;
 use super::*;
 
 use std::sync::Barrier;
@@ -23,7 +24,7 @@ fn writer(dir: &tempfile::TempDir) -> (Writer, Connection) {
 }
 
 fn rows(reader: &Connection) -> Vec<String> {
-    super::super::column(reader, "SELECT v FROM t ORDER BY v")
+    column(reader, "SELECT v FROM t ORDER BY v")
 }
 
 fn insert(conn: &Connection, v: &str) -> Result<(), StoreError> {
